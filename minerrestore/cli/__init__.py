@@ -1,0 +1,72 @@
+"""The ``minerrestore`` command line: a thin Typer layer over the library.
+
+Each subcommand lives in its own module of this package; it parses options and calls
+one library function. Errors are handled here, in one place: a
+:class:`~minerrestore.errors.MinerRestoreError` becomes one line on stderr (with its
+hint) and exit code 1 (2 for usage errors); set ``MINERRESTORE_DEBUG=1`` for the
+traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from minerrestore import __version__
+from minerrestore.cli.weights import weights_app
+from minerrestore.errors import EXIT_USAGE, MinerRestoreError
+
+DEBUG_ENV = "MINERRESTORE_DEBUG"
+
+app = typer.Typer(
+    name="minerrestore",
+    help="Blind restoration of miner face images (improved GFP-GAN: UNet++ + SE-CSSFT).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"minerrestore {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """Blind restoration of miner face images (improved GFP-GAN: UNet++ + SE-CSSFT)."""
+
+
+app.add_typer(weights_app, name="weights")
+# Subcommands register below, one line each (keep this marker).
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (the console script passes it to ``sys.exit``)."""
+    try:
+        app(args=args, prog_name="minerrestore")
+    except SystemExit as exc:  # normal end, usage errors (2) and typer.Exit(code)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except MinerRestoreError as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        typer.echo(f"error: {exc.message}", err=True)
+        if exc.hint:
+            typer.echo(f"hint: {exc.hint}", err=True)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+__all__ = ["EXIT_USAGE", "app", "main"]

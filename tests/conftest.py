@@ -1,0 +1,25 @@
+"""Shared test fixtures: paths to ../shared and small synthetic images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The ../shared folder beside the repository (skips the test when absent)."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared is not beside the repository")
+    return SHARED
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A seeded NumPy generator."""
+    return np.random.default_rng(1234)
