@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import random
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from minerrestore.errors import UsageError
+
+if TYPE_CHECKING:  # torch is imported inside the functions so that CLI start-up stays fast
+    import torch
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
@@ -19,6 +22,8 @@ def resolve_device(spec: str = "auto") -> torch.device:
     Raises:
         UsageError: an unknown spec, or CUDA asked for where there is none.
     """
+    import torch
+
     spec = spec.strip().lower()
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -39,6 +44,8 @@ def resolve_device(spec: str = "auto") -> torch.device:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices) for reproducible runs."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

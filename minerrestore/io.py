@@ -31,6 +31,9 @@ DEFAULT_MAX_PIXELS = 250_000_000
 """Images with more pixels than this are refused (decompression-bomb guard); override with
 the environment variable ``MINERRESTORE_MAX_PIXELS``."""
 
+PNG_COMPRESS_LEVEL = 1
+"""zlib level for PNG outputs: about 5x faster than Pillow's default 6 for files about 10 % larger."""
+
 _TEMP_PREFIX = ".minerrestore-tmp-"
 _GREY_TOLERANCE = 2  # max channel difference (0-255) for an RGB picture to count as grey
 _EXIF_ORIENTATION = 0x0112
@@ -327,6 +330,8 @@ def write_image(
     options: dict[str, object] = {}
     if fmt in ("JPEG", "WEBP"):
         options["quality"] = quality
+    if fmt == "PNG":
+        options["compress_level"] = PNG_COMPRESS_LEVEL
     try:
         with atomic_path(path, protect) as temp:
             image.save(temp, format=fmt, **options)

@@ -20,8 +20,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from minerrestore.errors import WeightsError
 from minerrestore.io import atomic_path
@@ -29,6 +28,9 @@ from minerrestore.io import atomic_path
 WEIGHTS_ENV = "MINERRESTORE_WEIGHTS"
 REPO_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 INSTALLED_WEIGHTS_DIR = Path(sys.prefix) / "share" / "minerrestore" / "weights"
+if TYPE_CHECKING:  # torch is imported where tensors are loaded, so `minerrestore --help` stays fast
+    import torch
+
 USER_WEIGHTS_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "minerrestore" / "weights"
 
 
@@ -286,6 +288,8 @@ def load_state_dict(path: str | Path) -> dict[str, object]:
             return dict(load_file(str(path)))
         except Exception as exc:
             raise WeightsError(f"{path}: not a valid safetensors file ({exc})") from exc
+    import torch
+
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -16,6 +16,8 @@ from typing import Annotated
 import typer
 
 from minerrestore import __version__
+from minerrestore.cli.augment import augment_command
+from minerrestore.cli.degrade import degrade_command
 from minerrestore.cli.weights import weights_app
 from minerrestore.errors import EXIT_USAGE, MinerRestoreError
 
@@ -46,6 +48,8 @@ def _root(
     """Blind restoration of miner face images (improved GFP-GAN: UNet++ + SE-CSSFT)."""
 
 
+app.command("augment")(augment_command)
+app.command("degrade")(degrade_command)
 app.add_typer(weights_app, name="weights")
 # Subcommands register below, one line each (keep this marker).
 

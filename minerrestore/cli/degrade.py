@@ -1,0 +1,82 @@
+"""``minerrestore degrade``: (gt, lq) training pairs with the paper's Eq. 14 or a preset (METHOD.md §1.2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from minerrestore.cli.options import (
+    JsonOption,
+    QuietOption,
+    RecursiveOption,
+    SeedOption,
+    SkipExistingOption,
+    WorkersOption,
+    finish,
+    resolve_workers,
+)
+from minerrestore.degrade import DEFAULT_SIZE, DEGRADE_MANIFEST, FITS, degrade_folder, preview_degrade
+from minerrestore.errors import UsageError
+from minerrestore.presets import BUILTIN_PRESETS
+
+
+def degrade_command(
+    input_path: Annotated[Path, typer.Argument(metavar="IN", help="Folder of high-quality faces (or one image).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (required unless --preview).")] = None,
+    preset: Annotated[
+        str, typer.Option("--preset", help=f"{' or '.join(BUILTIN_PRESETS)}, or a path to your own YAML preset.")
+    ] = BUILTIN_PRESETS[0],
+    size: Annotated[
+        int, typer.Option("--size", min=8, help="Side of the square ground truth in pixels.")
+    ] = DEFAULT_SIZE,
+    fit: Annotated[
+        str, typer.Option("--fit", help=f"Non-square sources: {' or '.join(FITS)} (centre square or plain resize).")
+    ] = FITS[0],
+    split: Annotated[
+        float | None,
+        typer.Option("--split", help="Train fraction, e.g. 0.8: OUT/train and OUT/test, by source image."),
+    ] = None,
+    replay: Annotated[
+        Path | None,
+        typer.Option("--replay", help="Redo a degrade_manifest.jsonl bit for bit (sources under IN)."),
+    ] = None,
+    ext: Annotated[str, typer.Option("--ext", help="Output format of gt and lq.")] = "png",
+    preview: Annotated[
+        Path | None,
+        typer.Option("--preview", help="Only write a contact sheet PNG of the first few inputs, then stop."),
+    ] = None,
+    seed: SeedOption = 0,
+    workers: WorkersOption = None,
+    skip_existing: SkipExistingOption = False,
+    recursive: RecursiveOption = False,
+    quiet: QuietOption = False,
+    json_path: JsonOption = None,
+) -> None:
+    """Resize each face to --size, degrade it, and write OUT/gt/<name> and OUT/lq/<name>.
+
+    Every drawn parameter goes to OUT/degrade_manifest.jsonl; --replay redoes it exactly.
+    """
+    if preview is not None:
+        path = preview_degrade(input_path, preview, preset=preset, size=size, fit=fit, seed=seed, recursive=recursive)
+        typer.echo(str(path))
+        return
+    if out is None:
+        raise UsageError("missing --out", hint="give an output folder, or --preview PNG to look first")
+    report = degrade_folder(
+        input_path,
+        out,
+        preset=preset,
+        size=size,
+        fit=fit,
+        split=split,
+        seed=seed,
+        replay=replay,
+        ext=ext,
+        workers=resolve_workers(workers),
+        skip_existing=skip_existing,
+        recursive=recursive,
+        quiet=quiet,
+    )
+    finish(report, json_path, quiet, {"out": str(out), "manifest": str(out / DEGRADE_MANIFEST)})

@@ -1,0 +1,615 @@
+"""Degradation model: training pairs (ground truth, low quality) for blind face restoration.
+
+Implements Eq. 14 of "A Novel Blind Restoration Method for Miner Face Images Based on
+Improved GFP-GAN Model" (IEEE Access; ../shared/docs/METHOD.md §1.2)::
+
+    x = [ (y (*) k_sigma) downsample_r + n_delta ] JPEG_q   (then resized back to y's size)
+
+in the stage order of GFP-GAN's ``gfpgan/data/ffhq_degradation_dataset.py`` (Apache-2.0):
+blur, bilinear downsampling by ``int(size // r)``, noise, JPEG, bilinear resize back. The
+``miner`` preset adds seeded pit-camera conditions before (coal dust, lamp colour cast, low
+light) and inside it (motion blur, greyscale sensor, signal-dependent sensor noise); see
+:mod:`minerrestore.presets`.
+
+Everything random is drawn up front by :func:`sample_params` into a JSON-ready dict (stage
+values plus a seed for each stage that needs per-pixel randomness), and
+:func:`apply_degradation` is a pure function of the image and that dict. A manifest of the
+drawn dicts therefore replays bit for bit (same library versions). Per-image seeds come
+from the global seed and the file name (:func:`image_seed`), so results do not depend on
+worker count or order.
+
+basicsr (Apache-2.0, ``basicsr/data/degradations.py``) is the reference the tests hold us
+to: our kernels equal its ``bivariate_Gaussian`` and our JPEG round trip matches its
+``add_jpg_compression``; the benchmark races a loop over its functions. It is not
+called at run time: importing it costs 3-4 s per worker process (torch, torchvision,
+scipy: more than degrading a hundred faces), its noise functions draw from NumPy's global
+random state, which cannot be recorded or replayed, and its JPEG helper expects float
+BGR and makes OpenCV print a warning in every process.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from minerrestore.augment import (
+    AUGMENT_MANIFEST,
+    OPS,
+    check_out_dir,
+    check_unique_outputs,
+    image_seed,
+    opencv_threads_for,
+    read_manifest,
+    relative_name,
+    write_manifest,
+)
+from minerrestore.batch import BatchReport, run_batch
+from minerrestore.errors import ConfigError, UsageError
+from minerrestore.io import LoadedImage, list_images, read_image, write_image
+from minerrestore.presets import Preset, load_preset
+
+DEFAULT_SIZE = 512
+"""Ground-truth side length in pixels (the paper trains at 512 x 512)."""
+
+FITS = ("crop", "stretch")
+"""How a non-square source becomes a square ground truth: centre crop, or plain resize."""
+
+DEGRADE_MANIFEST = "degrade_manifest.jsonl"
+SPLITS = ("train", "test")
+
+_COAL_RGB = np.array([0.05, 0.05, 0.055], dtype=np.float32)  # colour of coal dust on skin (0-1)
+_FACE_CENTRE = (0.5, 0.55)  # where specks cluster: centre of an aligned face crop (fraction of w, h)
+_FACE_SPREAD = (0.18, 0.2)  # std of the speck positions (fraction of w, h)
+_SPECK_SOFTNESS = 0.7  # px, Gaussian sigma softening the speck edges
+_DRAW_SHIFT = 4  # sub-pixel bits for cv2 drawing (1/16 px)
+_SUPERSAMPLE = 8  # motion kernels: samples per pixel of length
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def sample_params(preset: Preset | str | Path, rng: np.random.Generator) -> dict[str, Any]:
+    """Draw one image's degradation parameters.
+
+    Args:
+        preset: a :class:`~minerrestore.presets.Preset`, a built-in name or a YAML path.
+        rng: the image's generator, e.g. ``np.random.default_rng(image_seed(seed, name))``.
+
+    Returns:
+        A JSON-ready dict with one entry per applied stage, in application order, e.g.
+        ``{"blur": {...}, "downsample": {"factor": 3.2}, "noise": {...}, "jpeg": {...}}``.
+    """
+    params: dict[str, Any] = {}
+    for section, spec in load_preset(preset).stages:
+        if rng.random() < spec.prob:
+            params[section] = spec.sample(rng)
+    return params
+
+
+def describe_params(params: Mapping[str, Any]) -> str:
+    """A short ASCII summary of drawn parameters for labels, e.g. ``blur 3.1 x4.2 n7.0 q77``."""
+    parts = []
+    if "dust" in params:
+        parts.append("dust")
+    if "cast" in params:
+        parts.append("cast")
+    if "lowlight" in params:
+        parts.append(f"dark {params['lowlight']['exposure']:.2f}")
+    if "blur" in params:
+        parts.append(f"blur {params['blur']['sigma_x']:.1f}")
+    if "motion" in params:
+        parts.append(f"motion {params['motion']['length']:.0f}")
+    if "downsample" in params:
+        parts.append(f"x{params['downsample']['factor']:.1f}")
+    if "grey" in params:
+        parts.append("grey")
+    if "noise" in params:
+        parts.append(f"n{params['noise']['sigma']:.1f}")
+    if "jpeg" in params:
+        parts.append(f"q{params['jpeg']['quality']}")
+    return " ".join(parts)
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+def gaussian_taps(kernel_size: int, sigma: float) -> np.ndarray:
+    """1-D normalised Gaussian of ``kernel_size`` (odd) taps; its outer product is the isotropic kernel."""
+    axis = np.arange(kernel_size, dtype=np.float64) - kernel_size // 2
+    taps = np.exp(-0.5 * (axis / sigma) ** 2)
+    return (taps / taps.sum()).astype(np.float32)
+
+
+def gaussian_kernel(kernel_size: int, sigma_x: float, sigma_y: float, theta: float) -> np.ndarray:
+    """Normalised (an)isotropic Gaussian blur kernel (the one of basicsr's ``bivariate_Gaussian``).
+
+    ``exp(-(u^2 / sigma_x^2 + v^2 / sigma_y^2) / 2)`` where (u, v) are the pixel offsets
+    rotated by ``theta``.
+
+    Args:
+        kernel_size: odd number of taps K.
+        sigma_x, sigma_y: standard deviations in pixels along the rotated axes.
+        theta: rotation in radians.
+
+    Returns:
+        KxK float32 kernel summing to 1.
+    """
+    axis = np.arange(kernel_size, dtype=np.float64) - kernel_size // 2
+    xx, yy = np.meshgrid(axis, axis)
+    cos, sin = np.cos(theta), np.sin(theta)
+    u, v = cos * xx + sin * yy, -sin * xx + cos * yy
+    kernel = np.exp(-0.5 * ((u / sigma_x) ** 2 + (v / sigma_y) ** 2))
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def motion_kernel(length: float, angle: float) -> np.ndarray:
+    """Normalised linear motion-blur kernel: a segment of ``length`` px at ``angle`` degrees.
+
+    The segment is cut into pieces of 1/8 px whose midpoints are splatted bilinearly onto
+    the pixel grid, so sub-pixel lengths and any angle are rendered without bias.
+
+    Returns:
+        KxK float32 kernel summing to 1, K odd and at least ``length``.
+    """
+    size = 2 * int(np.ceil(length / 2)) + 1
+    centre = size // 2
+    pieces = max(2, int(np.ceil(length * _SUPERSAMPLE)))
+    offsets = ((np.arange(pieces) + 0.5) / pieces - 0.5) * length
+    xs = centre + offsets * np.cos(np.radians(angle))
+    ys = centre - offsets * np.sin(np.radians(angle))  # image rows grow downwards
+    x0, y0 = np.floor(xs).astype(int), np.floor(ys).astype(int)
+    fx, fy = xs - x0, ys - y0
+    kernel = np.zeros((size + 1, size + 1), np.float64)  # one spare row/column for the right neighbours
+    for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+        np.add.at(kernel, (y0 + dy, x0 + dx), weight)
+    kernel = kernel[:size, :size]
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- stages (float RGB 0-1)
+
+
+def _dust(image: np.ndarray, p: Mapping[str, Any]) -> np.ndarray:
+    rng = np.random.default_rng(p["seed"])
+    height, width = image.shape[:2]
+    count = p["specks"]
+    xs = rng.normal(_FACE_CENTRE[0], _FACE_SPREAD[0], count) * width
+    ys = rng.normal(_FACE_CENTRE[1], _FACE_SPREAD[1], count) * height
+    radii = rng.uniform(0.3, 1.0, count) * p["radius"]
+    opacities = rng.uniform(0.4, 1.0, count) * p["darkness"]
+    mask = np.zeros((height, width), np.uint8)
+    scale = 1 << _DRAW_SHIFT
+    for x, y, radius, opacity in zip(xs, ys, radii, opacities, strict=True):
+        centre = (round(x * scale), round(y * scale))
+        cv2.circle(mask, centre, max(1, round(radius * scale)), round(opacity * 255), -1, cv2.LINE_AA, _DRAW_SHIFT)
+    mask = cv2.GaussianBlur(mask, (0, 0), _SPECK_SOFTNESS)
+    alpha = (mask.astype(np.float32) / 255.0)[..., None]
+    image = image * (1.0 - alpha) + alpha * _COAL_RGB
+    return image * (1.0 - p["haze"]) + p["haze"] * p["haze_level"]
+
+
+def _cast(image: np.ndarray, p: Mapping[str, Any]) -> np.ndarray:
+    return image * np.asarray(p["gains"], dtype=np.float32)
+
+
+def _lowlight(image: np.ndarray, p: Mapping[str, Any]) -> np.ndarray:
+    return p["exposure"] * np.power(image, p["gamma"])
+
+
+def _blur(image: np.ndarray, p: Mapping[str, Any]) -> np.ndarray:
+    if p["sigma_x"] == p["sigma_y"]:  # isotropic: separable, the same result at a fraction of the cost
+        taps = gaussian_taps(p["kernel_size"], p["sigma_x"])
+        return cv2.sepFilter2D(image, -1, taps, taps, borderType=cv2.BORDER_REFLECT_101)
+    kernel = gaussian_kernel(p["kernel_size"], p["sigma_x"], p["sigma_y"], p["theta"])
+    return cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
+
+
+def _motion(image: np.ndarray, p: Mapping[str, Any]) -> np.ndarray:
+    return cv2.filter2D(image, -1, motion_kernel(p["length"], p["angle"]), borderType=cv2.BORDER_REFLECT_101)
+
+
+def _downsample(image: np.ndarray, p: Mapping[str, Any]) -> np.ndarray:
+    height, width = image.shape[:2]
+    size = (max(1, int(width // p["factor"])), max(1, int(height // p["factor"])))
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+
+
+def _grey(image: np.ndarray, p: Mapping[str, Any]) -> np.ndarray:
+    luma = cv2.cvtColor(np.ascontiguousarray(image, dtype=np.float32), cv2.COLOR_RGB2GRAY)
+    return cv2.cvtColor(luma, cv2.COLOR_GRAY2RGB)
+
+
+def _standard_normal(seed: int, shape: tuple[int, ...], grey: bool) -> np.ndarray:
+    """Per-pixel N(0, 1) noise from ``seed``; one value shared by the channels when ``grey``."""
+    rng = np.random.default_rng(seed)
+    if grey:
+        return rng.standard_normal(shape[:2], dtype=np.float32)[..., None]
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
+def _sensor_noise(image: np.ndarray, p: Mapping[str, Any], grey: bool) -> np.ndarray:
+    """Signal-dependent noise of a dim sensor: std = sqrt(shot * signal) on the 0-255 scale."""
+    signal = np.clip(image, 0.0, 1.0) * 255.0
+    std = np.sqrt(p["shot"] * signal) / 255.0
+    return image + std * _standard_normal(p["seed"], image.shape, grey)
+
+
+def _gaussian_noise(image: np.ndarray, p: Mapping[str, Any], grey: bool) -> np.ndarray:
+    return image + (p["sigma"] / 255.0) * _standard_normal(p["seed"], image.shape, grey)
+
+
+def jpeg_roundtrip(image: np.ndarray, quality: int, grey: bool = False) -> np.ndarray:
+    """Encode to JPEG at ``quality`` (1-100, 4:2:0 chroma) and decode, in memory.
+
+    Args:
+        image: HxWx3 uint8 RGB.
+        grey: encode one luma channel, as a monochrome camera does.
+
+    Returns:
+        HxWx3 uint8 RGB.
+    """
+    picture = Image.fromarray(image[..., 0] if grey else image)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=int(quality))
+    with Image.open(buffer) as decoded:
+        pixels = np.asarray(decoded)
+    return np.repeat(pixels[..., None], 3, axis=2) if grey else pixels
+
+
+_BEFORE_NOISE: dict[str, Callable[[np.ndarray, Mapping[str, Any]], np.ndarray]] = {
+    "dust": _dust,
+    "cast": _cast,
+    "lowlight": _lowlight,
+    "blur": _blur,
+    "motion": _motion,
+    "downsample": _downsample,
+    "grey": _grey,
+}
+KNOWN_STAGES = (*_BEFORE_NOISE, "noise", "jpeg")
+"""Every stage :func:`apply_degradation` implements (the sections of a preset)."""
+
+
+def apply_degradation(image: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
+    """Degrade ``image`` with the drawn ``params`` (a pure, deterministic function).
+
+    Stage order: dust, cast, low-light exposure, blur, motion blur, downsample, greyscale,
+    low-light sensor noise, Gaussian noise, JPEG, resize back to the input size (bilinear).
+
+    Args:
+        image: HxWx3 (or HxW grey) uint8 RGB ground truth, usually from :func:`prepare_gt`.
+        params: a dict from :func:`sample_params` (or a manifest row's ``params``).
+
+    Returns:
+        HxWx3 uint8 RGB low-quality image of the same size.
+
+    Raises:
+        ConfigError: ``params`` names a stage that does not exist.
+    """
+    unknown = sorted(set(params) - set(KNOWN_STAGES))
+    if unknown:
+        raise ConfigError(f"unknown degradation stage(s) {unknown}", hint=f"known: {', '.join(KNOWN_STAGES)}")
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected HxWx3 uint8 RGB, got {image.dtype} {image.shape}")
+    height, width = image.shape[:2]
+    work = np.multiply(image, np.float32(1.0 / 255.0), dtype=np.float32)
+    for stage, function in _BEFORE_NOISE.items():
+        if stage in params:
+            work = function(work, params[stage])
+            np.clip(work, 0.0, 1.0, out=work)
+    grey = "grey" in params
+    if "lowlight" in params:
+        work = _sensor_noise(work, params["lowlight"], grey)
+    if "noise" in params:
+        work = _gaussian_noise(work, params["noise"], grey)
+    low = np.clip(np.rint(work * 255.0), 0, 255).astype(np.uint8)
+    if "jpeg" in params:
+        low = jpeg_roundtrip(low, params["jpeg"]["quality"], grey)
+    if low.shape[:2] != (height, width):
+        low = cv2.resize(low, (width, height), interpolation=cv2.INTER_LINEAR)
+    return low
+
+
+def prepare_gt(rgb: np.ndarray, size: int = DEFAULT_SIZE, fit: str = "crop") -> np.ndarray:
+    """Square ground truth of ``size`` px: centre-crop (``fit="crop"``) or stretch, then resize.
+
+    Shrinking uses area averaging, enlarging bicubic interpolation.
+
+    Args:
+        rgb: HxWx3 uint8 RGB.
+
+    Returns:
+        size x size x 3 uint8 RGB.
+    """
+    if fit not in FITS:
+        raise UsageError(f"--fit {fit!r} is not one of {', '.join(FITS)}")
+    if size < 8:
+        raise UsageError(f"--size {size} is too small", hint="use at least 8 px (the paper uses 512)")
+    height, width = rgb.shape[:2]
+    if fit == "crop" and height != width:
+        side = min(height, width)
+        top, left = (height - side) // 2, (width - side) // 2
+        rgb = rgb[top : top + side, left : left + side]
+    if rgb.shape[:2] == (size, size):
+        return np.ascontiguousarray(rgb)
+    shrinking = rgb.shape[0] * rgb.shape[1] > size * size
+    return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+
+
+# --------------------------------------------------------------------------- folders
+
+
+@dataclass(frozen=True)
+class DegradeJob:
+    """One source image and its manifest row (paths in the row are relative to ``out_dir``)."""
+
+    source: Path
+    out_dir: Path
+    row: dict[str, Any]
+
+    def __str__(self) -> str:
+        return str(self.source)
+
+    @property
+    def outputs(self) -> tuple[Path, Path]:
+        """(ground-truth path, low-quality path)."""
+        return self.out_dir / self.row["gt"], self.out_dir / self.row["lq"]
+
+
+def make_pair(job: DegradeJob) -> tuple[LoadedImage, np.ndarray, np.ndarray]:
+    """Read a job's source and compute (source, gt, lq) in memory; alpha, if any, is not used.
+
+    Alpha is ignored as OpenCV's colour reading (and so GFP-GAN's data loader) ignores it.
+    """
+    loaded = read_image(job.source)
+    gt = prepare_gt(loaded.rgb, job.row["size"], job.row["fit"])
+    return loaded, gt, apply_degradation(gt, job.row["params"])
+
+
+def _degrade_one(job: DegradeJob, workers: int = 1) -> dict[str, Any]:
+    """Worker: make one pair and write it (module level so worker processes can unpickle it)."""
+    opencv_threads_for(workers)
+    loaded, gt, lq = make_pair(job)
+    gt_path, lq_path = job.outputs
+    write_image(gt_path, gt, grey=loaded.is_grey, protect=[job.source])
+    write_image(lq_path, lq, grey="grey" in job.row["params"], protect=[job.source])
+    return {"gt": job.row["gt"], "lq": job.row["lq"]}
+
+
+def _outputs_exist(job: DegradeJob) -> bool:
+    return all(path.is_file() for path in job.outputs)
+
+
+def source_group(name: str, augment_sources: Mapping[str, str], suffixes: Iterable[str]) -> str:
+    """The source an image was made from: from the augment manifest, else by stripping ``_<op>``.
+
+    Args:
+        name: relative path of the image, e.g. ``"sub/A001_rotate.png"``.
+        augment_sources: augment manifest ``output -> source`` (relative paths).
+        suffixes: augmentation names that may end a stem (``orig``, ``flip`` ...).
+    """
+    if name in augment_sources:
+        return str(PurePosixPath(augment_sources[name]).with_suffix(""))
+    stem = str(PurePosixPath(name).with_suffix(""))
+    for suffix in suffixes:
+        if stem.endswith(f"_{suffix}"):
+            return stem[: -len(suffix) - 1]
+    return stem
+
+
+def assign_splits(groups: Iterable[str], train_fraction: float, seed: int) -> dict[str, str]:
+    """Seeded split of source groups: ``round(train_fraction * n)`` groups go to ``train``.
+
+    Both sides get at least one group when there are two or more.
+    """
+    if not 0.0 < train_fraction < 1.0:
+        raise UsageError(f"--split {train_fraction} must be between 0 and 1 (e.g. 0.8)")
+    ordered = sorted(set(groups))
+    count = len(ordered)
+    n_train = round(train_fraction * count)
+    if count >= 2:
+        n_train = min(max(n_train, 1), count - 1)
+    order = np.random.default_rng(seed).permutation(count)
+    return {ordered[i]: SPLITS[0] if rank < n_train else SPLITS[1] for rank, i in enumerate(order)}
+
+
+def _augment_sources(input_dir: Path) -> dict[str, str]:
+    path = input_dir / AUGMENT_MANIFEST
+    if not input_dir.is_dir() or not path.is_file():
+        return {}
+    return {row["output"]: row["source"] for row in read_manifest(path) if "output" in row and "source" in row}
+
+
+def plan_degradation(
+    input_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    preset: str | Path | Preset = "paper",
+    size: int = DEFAULT_SIZE,
+    fit: str = "crop",
+    split: float | None = None,
+    seed: int = 0,
+    ext: str = "png",
+    recursive: bool = False,
+) -> list[DegradeJob]:
+    """Draw every image's parameters and output names, without touching any pixel.
+
+    Returns:
+        One :class:`DegradeJob` per input image, in sorted order.
+    """
+    input_dir, out_dir = Path(input_dir), Path(out_dir)
+    loaded_preset = load_preset(preset)
+    prepare_gt(np.zeros((8, 8, 3), np.uint8), size, fit)  # validate size and fit before any work
+    sources = list_images(input_dir, recursive)
+    names = [relative_name(path, input_dir) for path in sources]
+    sides: dict[str, str] = {}
+    if split is not None:
+        augment_sources = _augment_sources(input_dir)
+        groups = {name: source_group(name, augment_sources, OPS) for name in names}
+        by_group = assign_splits(groups.values(), split, seed)
+        sides = {name: by_group[groups[name]] for name in names}
+    suffix = "." + ext.lstrip(".").lower()
+    jobs = []
+    for path, name in zip(sources, names, strict=True):
+        stem = str(PurePosixPath(name).with_suffix(suffix))
+        prefix = f"{sides[name]}/" if name in sides else ""
+        per_image = image_seed(seed, name)
+        row = {
+            "source": name,
+            "gt": f"{prefix}gt/{stem}",
+            "lq": f"{prefix}lq/{stem}",
+            "split": sides.get(name),
+            "preset": loaded_preset.name,
+            "seed": per_image,
+            "size": size,
+            "fit": fit,
+            "params": sample_params(loaded_preset, np.random.default_rng(per_image)),
+        }
+        jobs.append(DegradeJob(path, out_dir, row))
+    return jobs
+
+
+def plan_replay(manifest: str | Path, input_dir: str | Path, out_dir: str | Path) -> list[DegradeJob]:
+    """Jobs that redo every row of a degrade manifest: sources under ``input_dir``, outputs under ``out_dir``.
+
+    Raises:
+        UsageError: a row lacks a field the replay needs.
+    """
+    input_dir, out_dir = Path(input_dir), Path(out_dir)
+    jobs = []
+    for number, row in enumerate(read_manifest(manifest), start=1):
+        missing = [key for key in ("source", "gt", "lq", "size", "fit", "params") if key not in row]
+        if missing:
+            raise UsageError(f"{manifest}: row {number} lacks {', '.join(missing)}")
+        source = input_dir if input_dir.is_file() else input_dir / row["source"]
+        jobs.append(DegradeJob(source, out_dir, row))
+    return jobs
+
+
+def degrade_folder(
+    input_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    preset: str | Path | Preset = "paper",
+    size: int = DEFAULT_SIZE,
+    fit: str = "crop",
+    split: float | None = None,
+    seed: int = 0,
+    replay: str | Path | None = None,
+    ext: str = "png",
+    workers: int = 1,
+    skip_existing: bool = False,
+    recursive: bool = False,
+    quiet: bool = False,
+) -> BatchReport:
+    """Make (gt, lq) pairs for every image in ``input_dir``: ``minerrestore degrade``.
+
+    Writes ``out_dir/gt/<name>`` and ``out_dir/lq/<name>`` (or ``out_dir/{train,test}/{gt,lq}``
+    with ``split``; every variant of one source lands on the same side) and
+    ``out_dir/degrade_manifest.jsonl``: one JSON object per pair with ``source``, ``gt``,
+    ``lq``, ``split``, ``preset``, ``seed``, ``size``, ``fit`` and the drawn ``params``.
+
+    Args:
+        input_dir: folder of high-quality faces (or one image).
+        out_dir: output folder (not the input folder).
+        preset: ``paper``, ``miner`` or a YAML path (see :mod:`minerrestore.presets`).
+        size: ground-truth side in pixels.
+        fit: ``crop`` (centre square) or ``stretch`` for non-square sources.
+        split: fraction of source images for ``train`` (e.g. 0.8); None writes no split.
+        seed: global seed; with the same inputs it gives identical bytes.
+        replay: a degrade manifest to redo exactly (``preset``, ``size``, ``fit``, ``split``
+            and ``seed`` are then taken from it).
+        ext: output format of both images (lossless ``png`` by default).
+        workers: processes; results do not depend on it.
+        skip_existing: skip images whose two outputs exist (resuming the same command).
+        recursive: descend into sub-folders (relative paths are kept).
+        quiet: no progress bar.
+
+    Returns:
+        The batch report; the manifest lists done and skipped pairs in input order.
+    """
+    input_dir, out_dir = Path(input_dir), Path(out_dir)
+    check_out_dir(input_dir, out_dir, recursive)
+    if replay is not None:
+        jobs = plan_replay(replay, input_dir, out_dir)
+    else:
+        jobs = plan_degradation(
+            input_dir,
+            out_dir,
+            preset=preset,
+            size=size,
+            fit=fit,
+            split=split,
+            seed=seed,
+            ext=ext,
+            recursive=recursive,
+        )
+    check_unique_outputs(jobs, lambda job: job.outputs)
+    report = run_batch(
+        jobs,
+        partial(_degrade_one, workers=workers),
+        workers=workers,
+        description="degrade",
+        quiet=quiet,
+        skip=_outputs_exist if skip_existing else None,
+    )
+    finished = {result.item for result in report.results if result.status != "failed"}
+    write_manifest(out_dir / DEGRADE_MANIFEST, (job.row for job in jobs if str(job) in finished))
+    return report
+
+
+def preview_degrade(
+    input_dir: str | Path,
+    png: str | Path,
+    *,
+    preset: str | Path | Preset = "paper",
+    size: int = DEFAULT_SIZE,
+    fit: str = "crop",
+    seed: int = 0,
+    count: int = 4,
+    recursive: bool = False,
+) -> Path:
+    """Contact sheet of the first ``count`` inputs: source, ground truth, degraded (with parameters).
+
+    Nothing else is written: look before degrading thousands.
+    """
+    from minerrestore.preview import write_contact_sheet
+
+    jobs = plan_degradation(input_dir, png, preset=preset, size=size, fit=fit, seed=seed, recursive=recursive)
+    if not jobs:
+        raise UsageError(f"{input_dir}: no images to preview")
+    rows = []
+    for job in jobs[:count]:
+        loaded, gt, lq = make_pair(job)
+        rows.append([(job.row["source"], loaded.rgb), ("gt", gt), (describe_params(job.row["params"]), lq)])
+    return write_contact_sheet(png, rows, protect=[job.source for job in jobs])
+
+
+__all__ = [
+    "DEFAULT_SIZE",
+    "DEGRADE_MANIFEST",
+    "FITS",
+    "DegradeJob",
+    "apply_degradation",
+    "degrade_folder",
+    "describe_params",
+    "gaussian_kernel",
+    "image_seed",
+    "make_pair",
+    "motion_kernel",
+    "plan_degradation",
+    "plan_replay",
+    "prepare_gt",
+    "preview_degrade",
+    "read_manifest",
+    "sample_params",
+]
