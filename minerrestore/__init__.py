@@ -8,6 +8,19 @@ degrade, train, restore, evaluate). Every CLI subcommand is also a Python functi
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_LAZY = {"Restorer": "minerrestore.restore"}  # loaded on first access: `import minerrestore` stays light
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'minerrestore' has no attribute {name!r}")
+
+
+__all__ = ["Restorer", "__version__"]

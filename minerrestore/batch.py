@@ -128,7 +128,8 @@ def _guarded(process: Callable[[Any], dict[str, Any] | None], item: Any) -> Outc
     return "done", time.perf_counter() - start, None, info
 
 
-def _progress(quiet: bool) -> Progress:
+def progress_bar(quiet: bool) -> Progress:
+    """The rich progress bar every batch uses (stderr, rate, elapsed time, ETA)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -177,7 +178,7 @@ def run_batch(
         else:
             todo.append(index)
 
-    with _progress(quiet) as progress:
+    with progress_bar(quiet) as progress:
         task = progress.add_task(description, total=len(todo), rate="")
         finished = 0
 
@@ -200,6 +201,20 @@ def run_batch(
     return BatchReport(description, [r for r in results if r is not None], time.perf_counter() - start)
 
 
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Worker start method: a fork server that preloads nothing where available, else spawn.
+
+    Both are safe with torch/OpenMP state in the parent. The fork server does not re-import
+    the ``minerrestore`` console script (and with it torch) in every worker, as spawn does;
+    a worker imports only the modules its ``process`` function needs.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
 def _run_in_pool(
     items: Sequence[Any],
     todo: list[int],
@@ -208,7 +223,7 @@ def _run_in_pool(
     record: Callable[[int, Outcome], None],
 ) -> None:
     """Keep at most ``2 * workers`` items in flight so memory stays bounded on huge batches."""
-    context = multiprocessing.get_context("spawn")  # safe with torch/OpenMP state in the parent
+    context = _worker_context()
     pending: dict[Future, int] = {}
     queue = iter(todo)
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:

@@ -35,6 +35,9 @@ PNG_COMPRESS_LEVEL = 1
 """zlib level for PNG outputs: about 5x faster than Pillow's default 6 for files about 10 % larger."""
 
 _TEMP_PREFIX = ".minerrestore-tmp-"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
 _GREY_TOLERANCE = 2  # max channel difference (0-255) for an RGB picture to count as grey
 _EXIF_ORIENTATION = 0x0112
 # EXIF orientation value -> the array operation that displays the picture upright
@@ -271,6 +274,7 @@ def atomic_path(path: str | Path, protect: Iterable[str | Path] = ()) -> Iterato
     temp = Path(temp_name)
     try:
         yield temp
+        os.chmod(temp, _FILE_MODE)  # mkstemp creates 0600; outputs get the usual umask-based mode
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)

@@ -23,3 +23,14 @@ def shared_dir() -> Path:
 def rng() -> np.random.Generator:
     """A seeded NumPy generator."""
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread: on a shared, loaded 2-core machine extra threads mostly spin."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

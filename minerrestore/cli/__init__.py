@@ -18,6 +18,10 @@ import typer
 from minerrestore import __version__
 from minerrestore.cli.augment import augment_command
 from minerrestore.cli.degrade import degrade_command
+from minerrestore.cli.evaluate import evaluate_command
+from minerrestore.cli.models import models_command
+from minerrestore.cli.restore import restore_command
+from minerrestore.cli.train import train_command
 from minerrestore.cli.weights import weights_app
 from minerrestore.errors import EXIT_USAGE, MinerRestoreError
 
@@ -50,8 +54,11 @@ def _root(
 
 app.command("augment")(augment_command)
 app.command("degrade")(degrade_command)
+app.command("train")(train_command)
+app.command("restore")(restore_command)
+app.command("evaluate")(evaluate_command)
+app.command("models")(models_command)
 app.add_typer(weights_app, name="weights")
-# Subcommands register below, one line each (keep this marker).
 
 
 def main(args: list[str] | None = None) -> int:

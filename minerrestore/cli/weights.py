@@ -49,3 +49,45 @@ def list_weights(
     console.print("searched: " + ", ".join(str(folder) for folder in registry.search_dirs()))
     if verify and any(row.get("checksum_ok") is False for row in rows):
         raise typer.Exit(1)
+
+
+@weights_app.command("inspect")
+def inspect_weights(
+    file: Annotated[
+        str, typer.Argument(metavar="FILE", help="Checkpoint file, or a registry name such as gfpgan.v1_4.")
+    ],
+    target: Annotated[
+        str | None, typer.Option("--target", help="Scheme to load into (A-G, gfpgan-clean): what loads, what is new.")
+    ] = None,
+    json_path: JsonOption = None,
+) -> None:
+    """Architecture of a checkpoint, its parameter count, and what loads into --target (default: itself)."""
+    from pathlib import Path
+
+    from minerrestore.archs.checkpoints import inspect_checkpoint
+
+    path = registry.find_weight(file) if file in registry.REGISTRY and not Path(file).exists() else Path(file)
+    info = inspect_checkpoint(path, target=target)
+    write_json_summary(json_path, info)
+    if json_path is not None and str(json_path) == "-":
+        return
+    console = Console()
+    console.print(
+        f"[bold]{info['path']}[/bold]: {info['layout']} layout, {info['tensors']} tensors, "
+        f"{info['file_parameters'] / 1e6:.2f} M parameters (from '{info['source_key'] or 'top level'}')"
+    )
+    if info["architecture"] is None:
+        return
+    arch = info["architecture"]
+    console.print(f"architecture: scheme {info['scheme'] or '-'}: " + ", ".join(f"{k}={v}" for k, v in arch.items()))
+    console.print(
+        f"target: scheme {info['target_scheme'] or '-'} ({info['target']['removal']} + "
+        f"{info['target']['modulation']}), {info['target_parameters'] / 1e6:.2f} M parameters"
+    )
+    console.print(
+        f"loaded {info['loaded']} tensors, new {info['new']}, shape mismatch {info['mismatched']}, "
+        f"unused {info['unused']}"
+    )
+    for label in ("new_modules", "mismatched_modules", "unused_modules"):
+        for module, count in info[label].items():
+            console.print(f"  {label.removesuffix('_modules')}: {module} ({count})")

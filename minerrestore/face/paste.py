@@ -135,7 +135,9 @@ def paste_faces(
     height, width = background_rgb.shape[:2]
     out_height, out_width = upscaled_size(height, width, upscale)
     if upscaled_background is None:
-        output = upscale_image(background_rgb, upscale).copy()
+        output = upscale_image(background_rgb, upscale)
+        if output is background_rgb:  # upscale 1: never write into the caller's array
+            output = output.copy()
     elif upscaled_background.shape[:2] != (out_height, out_width):
         raise ValueError(f"upscaled_background is {upscaled_background.shape[:2]}, expected {(out_height, out_width)}")
     else:

@@ -1,0 +1,122 @@
+"""``minerrestore restore``: restore every face of photos (detect, align, restore, paste back)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from minerrestore.cli.options import (
+    DeviceOption,
+    JsonOption,
+    QuietOption,
+    RecursiveOption,
+    SkipExistingOption,
+    finish,
+)
+from minerrestore.face.detect import DETECTORS
+from minerrestore.restore import (
+    DEFAULT_MODEL,
+    DEFAULT_SAVE,
+    OFFICIAL_MODELS,
+    REPORT_NAME,
+    SAVE_KINDS,
+    Restorer,
+    distributed_env,
+    restore_paths,
+)
+
+
+def _stdin_paths() -> list[str]:
+    """One path per line of standard input; blank lines and ``#`` comments are ignored."""
+    return [line.strip() for line in sys.stdin if line.strip() and not line.lstrip().startswith("#")]
+
+
+def restore_command(
+    input_path: Annotated[
+        str, typer.Argument(metavar="IN", help="An image, a folder, or '-' to read paths (one per line) from stdin.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (sub-folders per --save, report.json).")],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", "-m", help=f"{DEFAULT_MODEL}, {', '.join(OFFICIAL_MODELS)}, a training run folder, or a file."
+        ),
+    ] = DEFAULT_MODEL,
+    save: Annotated[
+        str, typer.Option("--save", help=f"Comma-separated outputs among {','.join(SAVE_KINDS)}, or all.")
+    ] = ",".join(DEFAULT_SAVE),
+    detector: Annotated[str, typer.Option("--detector", help=f"Face detector: {' or '.join(DETECTORS)}.")] = "yunet",
+    det_threshold: Annotated[
+        float | None, typer.Option("--det-threshold", help="Detection score threshold (default: the detector's).")
+    ] = None,
+    min_face: Annotated[float, typer.Option("--min-face", min=0, help="Ignore smaller faces (pixels).")] = 10.0,
+    aligned: Annotated[bool, typer.Option("--aligned", help="Inputs already are FFHQ-aligned faces.")] = False,
+    only_center_face: Annotated[bool, typer.Option("--only-center-face", help="Only the central face.")] = False,
+    max_faces: Annotated[
+        int | None, typer.Option("--max-faces", min=1, help="At most this many faces per photo (best first).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Faces per network forward.")] = 4,
+    fidelity: Annotated[
+        float, typer.Option("--fidelity", min=0.0, max=1.0, help="0 = pure face prior ... 1 = closest to the input.")
+    ] = 1.0,
+    upscale: Annotated[
+        float, typer.Option("--upscale", min=1.0, max=16.0, help="Output size factor (background: Lanczos).")
+    ] = 2.0,
+    color_match: Annotated[
+        str, typer.Option("--color-match", help="Match pasted faces to the photo: mean, meanstd or none.")
+    ] = "mean",
+    parse: Annotated[
+        bool, typer.Option("--parse", help="ParseNet face masks for pasting (user file; ~6 s per face on CPU).")
+    ] = False,
+    ext: Annotated[str, typer.Option("--ext", help="auto (as the input), png or jpg.")] = "auto",
+    suffix: Annotated[str | None, typer.Option("--suffix", help="Append _SUFFIX to restored file names.")] = None,
+    device: DeviceOption = "auto",
+    precision: Annotated[
+        str, typer.Option("--precision", help="auto (bfloat16 where native), float32 or bfloat16.")
+    ] = "auto",
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Processes over files (default 1: torch uses every core).")
+    ] = 1,
+    skip_existing: SkipExistingOption = False,
+    recursive: RecursiveOption = False,
+    quiet: QuietOption = False,
+    json_path: JsonOption = None,
+) -> None:
+    """Restore the faces of each photo into OUT/restored_imgs (and the other --save folders).
+
+    Under torchrun --nproc_per_node=N each process takes every N-th file; rank 0 writes report.json.
+    """
+    restorer = Restorer(
+        model,
+        device=device,
+        detector=detector,
+        det_threshold=det_threshold,
+        min_face=min_face,
+        max_faces=max_faces,
+        only_center_face=only_center_face,
+        aligned=aligned,
+        fidelity=fidelity,
+        upscale=upscale,
+        batch_size=batch_size,
+        precision=precision,
+        color_match=color_match,
+        parse=parse,
+    )
+    inputs = _stdin_paths() if input_path == "-" else [input_path]
+    report = restore_paths(
+        inputs,
+        out,
+        restorer=restorer,
+        save=save,
+        ext=ext,
+        suffix=suffix,
+        recursive=recursive,
+        skip_existing=skip_existing,
+        workers=workers,
+        quiet=quiet,
+    )
+    rank, _ = distributed_env()
+    finish(report, json_path if rank == 0 else None, quiet, {"out": str(out), "report": str(out / REPORT_NAME)})

@@ -1,0 +1,563 @@
+"""Training configuration: typed, frozen dataclasses read from YAML, with ``key.path=value`` overrides.
+
+A config file is YAML grouped by concern (``data``, ``model``, ``losses``, ``optim``,
+``train``, ``log``), read with ``yaml.safe_load`` into the dataclasses below. Unknown keys
+are rejected with their full path and the closest known names; values are checked against
+the field types. ``base: NAME`` inherits a shipped config (``minerrestore/configs/NAME.yml``)
+or a file relative to the config, section by section. Overrides ``losses.gan=0.05`` parse
+the value with ``yaml.safe_load`` (never ``eval``/``exec``). The resolved config
+(:func:`config_to_yaml`) is saved in every run folder.
+
+Defaults are the paper's 512 px setup (METHOD.md sections 3-4) and, where the paper is
+silent, the official GFP-GAN one (``options/train_gfpgan_v1.yml``, Apache-2.0; ANCHORS.md).
+Written for minerrestore (the structure follows STYLE.md habit 8; BasicSR's option parser,
+which uses ``eval``/``exec``, was a model of what to avoid).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from minerrestore.errors import ConfigError
+
+EMA_DECAY_GFPGAN = 0.5 ** (32 / 10000)
+"""GFP-GAN's EMA decay of the generator, 0.5^(32/10k) ~ 0.99778 (a half-life of 10k images at batch 32)."""
+
+PerceptualBackbone = Literal["auto", "vgg19", "vgg16_lpips"]
+IdentityNetwork = Literal["auto", "arcface", "mobilefacenet", "none"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the training faces come from and how they are degraded.
+
+    Attributes:
+        train_dir: folder of high-quality faces (one face per image), degraded on the fly.
+        aligned: the faces already are FFHQ-aligned square crops; otherwise each is aligned
+            once with the detector and the FFHQ template (cached in the run folder).
+        presets: degradation presets (built-in names or YAML files), one drawn per sample.
+        paired_dir: a folder written by ``minerrestore degrade`` (``gt/`` and ``lq/``); used
+            instead of ``train_dir`` and on-the-fly degradation.
+        val_dir: validation faces (or a paired ``gt/``+``lq/`` folder), held apart; when unset,
+            the last ``val_fraction`` of the sorted training names.
+        val_fraction: share of sorted names held out when ``val_dir`` is unset.
+        max_images: use only the first N training faces (quick experiments); null = all.
+        hflip: random horizontal flip of training pairs.
+        batch_size: total batch over all processes (paper: 12).
+        num_workers: data-loading processes per training process.
+        detector: face detector used for alignment (see ``minerrestore.face.DETECTORS``).
+    """
+
+    train_dir: str | None = None
+    aligned: bool = False
+    presets: tuple[str, ...] = ("paper",)
+    paired_dir: str | None = None
+    val_dir: str | None = None
+    val_fraction: float = 0.1
+    max_images: int | None = None
+    hflip: bool = True
+    batch_size: int = 12
+    num_workers: int = 4
+    detector: str = "yunet"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The restorer and its discriminators.
+
+    Attributes:
+        scheme: restorer scheme, ``A``-``G`` (METHOD.md section 2) or ``gfpgan-clean``.
+        out_size: face size in pixels (a power of two).
+        narrow: scales every channel count of every network (1 = paper; < 1 for CPU models).
+        arch: further :class:`~minerrestore.archs.restorer.RestorerConfig` fields
+            (``channel_multiplier``, ``se_reduction`` ...).
+        prior: pretrained StyleGAN2 decoder: a weight name (``minerrestore weights``) or a file;
+            null starts from random weights.
+        init: a restorer checkpoint to start from (fine-tuning); null = none.
+        freeze_decoder: keep the StyleGAN2 decoder fixed (the SE, SFT and removal parameters train).
+        discriminator_narrow: channel scale of the StyleGAN2 and facial-component discriminators.
+    """
+
+    scheme: str = "D"
+    out_size: int = 512
+    narrow: float = 1.0
+    arch: dict[str, Any] = field(default_factory=dict)
+    prior: str | None = "stylegan2.ffhq512_cmul1"
+    init: str | None = None
+    freeze_decoder: bool = True
+    discriminator_narrow: float = 1.0
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss weights (paper Table 2, METHOD.md section 3); 0 switches a term (and its network) off.
+
+    Attributes:
+        l1: pixel L1.
+        perceptual: L1 between backbone features (layer weights of GFP-GAN).
+        style: Gram-matrix style loss on the same features (GFP-GAN: 50).
+        perceptual_backbone: ``vgg19`` (torchvision file ``vgg19.imagenet``, the paper's),
+            ``vgg16_lpips`` (shipped LPIPS backbone) or ``auto`` (VGG-19 when present).
+        gan: adversarial softplus loss of the generator.
+        r1: R1 penalty weight on real images.
+        r1_every: lazy R1 interval in iterations.
+        component_gan: facial-component (eyes, mouth) discriminator losses.
+        component_style: Gram style loss on component-discriminator features.
+        eye_enlarge: eye boxes are enlarged by this factor (GFP-GAN: 1.4).
+        identity: L1 between identity embeddings of output and ground truth.
+        identity_network: ``arcface`` (user file), ``mobilefacenet`` (shipped) or ``auto``.
+        pyramid: L1 on the removal network's intermediate RGB images.
+        pyramid_until: the pyramid loss is dropped after this iteration (paper setup: 50k).
+    """
+
+    l1: float = 0.1
+    perceptual: float = 1.0
+    style: float = 50.0
+    perceptual_backbone: PerceptualBackbone = "auto"
+    gan: float = 0.1
+    r1: float = 10.0
+    r1_every: int = 16
+    component_gan: float = 1.0
+    component_style: float = 200.0
+    eye_enlarge: float = 1.4
+    identity: float = 10.0
+    identity_network: IdentityNetwork = "auto"
+    pyramid: float = 1.0
+    pyramid_until: int = 50_000
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimisers, learning-rate schedule, EMA and mixed precision (ANCHORS.md, GFP-GAN setup).
+
+    Attributes:
+        lr_g: Adam learning rate of the generator (paper: 2e-3).
+        lr_d: Adam learning rate of the StyleGAN2 discriminator (scaled for lazy R1).
+        lr_components: Adam learning rate of the facial-component discriminators.
+        betas_g: Adam betas of the generator.
+        betas_d: Adam betas of the discriminator (before the lazy-R1 scaling).
+        betas_components: Adam betas of the component discriminators.
+        milestones: iterations at which every learning rate is multiplied by ``gamma``.
+        gamma: learning-rate factor at each milestone.
+        ema_decay: decay of the generator's exponential moving average.
+        amp: float16 autocast on CUDA (ignored on CPU).
+    """
+
+    lr_g: float = 2e-3
+    lr_d: float = 2e-3
+    lr_components: float = 2e-3
+    betas_g: tuple[float, float] = (0.0, 0.99)
+    betas_d: tuple[float, float] = (0.0, 0.99)
+    betas_components: tuple[float, float] = (0.9, 0.99)
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.5
+    ema_decay: float = EMA_DECAY_GFPGAN
+    amp: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Length of the run, where it is written, checkpoints and reproducibility.
+
+    Attributes:
+        out_dir: run folder (config, checkpoints, logs, validation grids); never reused
+            unless resuming.
+        iterations: total training iterations (paper: 400k).
+        seed: seed of weights, data order, degradations and noise.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (torchrun picks ``cuda:LOCAL_RANK``).
+        checkpoint_every: iterations between checkpoints (a killed run loses at most this many).
+        keep_checkpoints: newest checkpoints kept in the run folder.
+        deterministic: ``torch.use_deterministic_algorithms`` (exact resume on GPU; slower).
+    """
+
+    out_dir: str = "runs/train"
+    iterations: int = 400_000
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 5000
+    keep_checkpoints: int = 2
+    deterministic: bool = False
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """What is reported and how often.
+
+    Attributes:
+        every: iterations between log lines (console, JSON lines, TensorBoard).
+        val_every: iterations between validations (0 = only at the end).
+        val_images: at most this many validation faces.
+        grid_images: faces shown in the validation PNG grid.
+        tensorboard: also write TensorBoard events when ``tensorboard`` is installed.
+    """
+
+    every: int = 100
+    val_every: int = 5000
+    val_images: int = 64
+    grid_images: int = 8
+    tensorboard: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    """A complete training configuration.
+
+    Attributes:
+        name: a short name for the run (shown in logs).
+        data: :class:`DataConfig`.
+        model: :class:`ModelConfig`.
+        losses: :class:`LossConfig`.
+        optim: :class:`OptimConfig`.
+        train: :class:`TrainConfig`.
+        log: :class:`LogConfig`.
+    """
+
+    name: str = "train"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    losses: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# shipped configs and loading
+
+_BASE_KEY = "base"
+
+
+def shipped_configs() -> list[str]:
+    """Names of the configs shipped in ``minerrestore/configs/`` (``tiny``, ``paper512_d`` ...)."""
+    folder = resources.files("minerrestore") / "configs"
+    return sorted(item.name.removesuffix(".yml") for item in folder.iterdir() if item.name.endswith(".yml"))
+
+
+def find_config(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
+    """The YAML file for a path (absolute, or relative to ``relative_to``/the cwd) or a shipped name.
+
+    Raises:
+        ConfigError: neither a file nor a shipped config name (close names are suggested).
+    """
+    path = Path(name_or_path)
+    candidates = [relative_to / path] if relative_to is not None and not path.is_absolute() else []
+    candidates.append(path)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    shipped = Path(str(resources.files("minerrestore") / "configs")) / f"{path.name.removesuffix('.yml')}.yml"
+    if path.suffix in ("", ".yml") and path.parent == Path(".") and shipped.is_file():
+        return shipped
+    names = shipped_configs()
+    close = difflib.get_close_matches(path.stem, names, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else f"shipped configs: {', '.join(names)}"
+    raise ConfigError(f"config {name_or_path}: no such file or shipped config", hint=hint)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of sections, found {type(data).__name__}")
+    return data
+
+
+def _merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge: mappings merge key by key, anything else replaces."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_config_dict(name_or_path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The raw mapping of a config file with its ``base:`` chain merged in (no type checks yet)."""
+    path = find_config(name_or_path, _seen[-1].parent if _seen else None).resolve()
+    if path in _seen:
+        raise ConfigError(f"{path}: circular 'base:' chain ({' -> '.join(str(p) for p in (*_seen, path))})")
+    data = _read_yaml(path)
+    base = data.pop(_BASE_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: 'base' must be a config name or file, got {base!r}")
+    return _merge(read_config_dict(base, (*_seen, path)), data)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``key.path=value`` into the key path and the YAML-parsed value.
+
+    Raises:
+        ConfigError: no ``=``, an empty key, or a value that is not valid YAML.
+    """
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r} is not of the form key.path=value", hint="e.g. optim.lr_g=1e-3")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({exc})") from exc
+    return key.split("."), value
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Set each ``key.path=value`` in a raw config mapping (keys are checked later, by :func:`from_dict`)."""
+    result = dict(data)
+    for text in overrides:
+        keys, value = parse_override(text)
+        nested: Any = value
+        for key in reversed(keys):
+            nested = {key: nested}
+        result = _merge(result, nested)
+    return result
+
+
+def load_config(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Config:
+    """Read a config file (or shipped config name), apply overrides, check every key and type.
+
+    Args:
+        name_or_path: a YAML file, or a shipped name such as ``tiny`` or ``paper512_d``.
+        overrides: ``key.path=value`` strings, values parsed as YAML.
+
+    Raises:
+        ConfigError: unreadable file, unknown key (with close matches), wrong type or value.
+    """
+    return from_dict(apply_overrides(read_config_dict(name_or_path), overrides))
+
+
+def from_dict(data: Mapping[str, Any]) -> Config:
+    """Build and validate a :class:`Config` from a raw mapping.
+
+    Raises:
+        ConfigError: unknown key (with close matches), wrong type or invalid value.
+    """
+    config = _build(Config, data, "")
+    validate(config)
+    return config
+
+
+def config_to_dict(config: Any) -> Any:
+    """Plain YAML/JSON-ready form of a config dataclass (nested dataclasses become dicts, tuples lists)."""
+    if dataclasses.is_dataclass(config):
+        return {item.name: config_to_dict(getattr(config, item.name)) for item in dataclasses.fields(config)}
+    if isinstance(config, (list, tuple)):
+        return [config_to_dict(value) for value in config]
+    if isinstance(config, dict):
+        return {key: config_to_dict(value) for key, value in config.items()}
+    return config
+
+
+def config_to_yaml(config: Config) -> str:
+    """The resolved config as YAML text (loads back to an equal :class:`Config`)."""
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=None)
+
+
+def replace(config: Config, overrides: Sequence[str]) -> Config:
+    """A copy of ``config`` with ``key.path=value`` overrides applied and checked."""
+    return from_dict(apply_overrides(config_to_dict(config), overrides))
+
+
+# ---------------------------------------------------------------------------------------------
+# typed conversion
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    where = path or "the config"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of settings, got {data!r}")
+    hints = get_type_hints(cls)
+    known = [item.name for item in dataclasses.fields(cls)]
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=3)
+            suggestions = ", ".join(_join(path, c) for c in close)
+            hint = f"did you mean {suggestions}?" if close else f"known: {', '.join(known)}"
+            raise ConfigError(f"unknown config key {_join(path, str(key))!r}", hint=hint)
+    values = {key: _convert(value, hints[key], _join(path, key)) for key, value in data.items()}
+    return cls(**values)
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _convert(value: Any, hint: Any, path: str) -> Any:
+    """Check ``value`` against the type ``hint`` and convert it (lists to tuples, ints to floats)."""
+    origin = get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path)
+    if origin in (Union, types.UnionType):
+        options = get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _convert(value, option, path)
+            except ConfigError as exc:
+                errors.append(exc.message)
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: {value!r} is not a {_type_name(hint)}")
+    if origin is Literal:
+        choices = get_args(hint)
+        if value not in choices:
+            raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(str, choices))}")
+        return value
+    if origin is tuple:
+        args = get_args(hint)
+        if isinstance(value, (str, int, float)) and len(args) == 2 and args[1] is Ellipsis:
+            value = [value]  # a single value for a variable-length tuple
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{path}: expected {len(args)} values, got {len(value)} ({value!r})")
+        return tuple(_convert(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return dict(value)
+    if hint is Any:
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)  # 4.0e5 written for 400000
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, str):
+            try:
+                return float(value)  # YAML 1.1 reads "2e-3" (no dot) as a string
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{path}: unsupported setting type {_type_name(hint)}")  # pragma: no cover
+
+
+# ---------------------------------------------------------------------------------------------
+# cross-field checks
+
+
+def validate(config: Config) -> None:
+    """Check values and combinations that types alone cannot (positive sizes, ranges, paths set).
+
+    Raises:
+        ConfigError: the first invalid setting, named by its key path.
+    """
+    data, model, losses, optim, train, log = (
+        config.data,
+        config.model,
+        config.losses,
+        config.optim,
+        config.train,
+        config.log,
+    )
+    checks = [
+        ("data.batch_size", data.batch_size >= 1, "must be at least 1"),
+        ("data.num_workers", data.num_workers >= 0, "must be 0 or more"),
+        ("data.val_fraction", 0.0 <= data.val_fraction < 1.0, "must be in [0, 1)"),
+        ("data.max_images", data.max_images is None or data.max_images >= 1, "must be at least 1 or null"),
+        ("data.presets", len(data.presets) >= 1, "needs at least one preset"),
+        ("model.out_size", model.out_size >= 16 and not model.out_size & (model.out_size - 1), "must be a power of 2"),
+        ("model.narrow", 0.0 < model.narrow <= 4.0, "must be in (0, 4]"),
+        ("model.discriminator_narrow", 0.0 < model.discriminator_narrow <= 4.0, "must be in (0, 4]"),
+        ("losses.r1_every", losses.r1_every >= 1, "must be at least 1"),
+        ("losses.eye_enlarge", losses.eye_enlarge > 0, "must be positive"),
+        ("optim.ema_decay", 0.0 <= optim.ema_decay < 1.0, "must be in [0, 1)"),
+        ("optim.gamma", optim.gamma > 0, "must be positive"),
+        ("train.iterations", train.iterations >= 1, "must be at least 1"),
+        ("train.checkpoint_every", train.checkpoint_every >= 1, "must be at least 1"),
+        ("train.keep_checkpoints", train.keep_checkpoints >= 1, "must be at least 1"),
+        ("log.every", log.every >= 1, "must be at least 1"),
+        ("log.val_every", log.val_every >= 0, "must be 0 or more"),
+        ("log.val_images", log.val_images >= 0, "must be 0 or more"),
+        ("log.grid_images", log.grid_images >= 0, "must be 0 or more"),
+    ]
+    for name in ("l1", "perceptual", "style", "gan", "r1", "component_gan", "component_style", "identity", "pyramid"):
+        checks.append((f"losses.{name}", getattr(losses, name) >= 0, "must be 0 or more"))
+    for name in ("lr_g", "lr_d", "lr_components"):
+        checks.append((f"optim.{name}", getattr(optim, name) > 0, "must be positive"))
+    checks.append(("optim.milestones", list(optim.milestones) == sorted(optim.milestones), "must be increasing"))
+    for key, ok, message in checks:
+        if not ok:
+            raise ConfigError(f"{key}: {message} (got {_lookup(config, key)!r})")
+    if model.freeze_decoder and model.prior is None and model.init is None:
+        raise ConfigError(
+            "model.freeze_decoder is true but there is no model.prior or model.init: the decoder would stay random",
+            hint="set model.prior (a StyleGAN2 file) or model.freeze_decoder=false",
+        )
+    _check_arch(model)
+
+
+def _lookup(config: Any, key: str) -> Any:
+    for part in key.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def _check_arch(model: ModelConfig) -> None:
+    """The restorer settings must build a valid :class:`RestorerConfig` (raises ConfigError)."""
+    from minerrestore.archs.restorer import resolve_config
+    from minerrestore.errors import UsageError
+
+    try:
+        resolve_config(model.scheme, out_size=model.out_size, narrow=model.narrow, **model.arch)
+    except UsageError as exc:
+        raise ConfigError(f"model.scheme: {exc.message}", hint=exc.hint) from exc
+    except ConfigError as exc:
+        raise ConfigError(f"model: {exc.message}", hint=exc.hint) from exc
+
+
+__all__ = [
+    "Config",
+    "DataConfig",
+    "LogConfig",
+    "LossConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "config_to_dict",
+    "config_to_yaml",
+    "find_config",
+    "from_dict",
+    "load_config",
+    "parse_override",
+    "read_config_dict",
+    "replace",
+    "shipped_configs",
+]

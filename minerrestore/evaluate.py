@@ -1,0 +1,653 @@
+"""``minerrestore evaluate``: the paper's metrics over folders, stating exactly which variant each is.
+
+Restored images are paired with ground truth by file stem (``a.png`` with ``a.jpg``);
+missing partners, duplicated stems and size mismatches stop the run with a message
+naming the files. Per image: PSNR, SSIM, LPIPS, NIQE, identity; per set: FID against a
+reference folder (the ground truth by default) or cached statistics. Several methods
+(``compare``) are scored against the same ground truth and reference, giving one row per
+method as in the paper's Table 3 (METHOD.md §5), plus a bar chart.
+
+Batches go through the networks on the GPU when there is one; images are decoded in
+background threads; a progress bar runs on stderr. Outputs (JSON, CSV, PNG) are
+written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from rich.console import Console
+from rich.table import Table
+
+from minerrestore import __version__
+from minerrestore.archs.identity import MobileFaceNet, load_mobilefacenet
+from minerrestore.batch import progress_bar, stderr_console
+from minerrestore.device import resolve_device
+from minerrestore.errors import UsageError
+from minerrestore.io import atomic_path, atomic_write_text, list_images, read_image
+from minerrestore.metrics import fid, identity, lpips, psnr_ssim
+from minerrestore.metrics._images import as_nchw
+from minerrestore.metrics.fid import FEATURE_MODEL, FeatureStatistics, frechet_distance, small_set_warning
+from minerrestore.metrics.niqe import NIQE_BLOCK, NIQE_MIN_BLOCKS, niqe_score
+
+METRICS = ("psnr", "ssim", "lpips", "fid", "niqe", "identity")
+"""Metric names accepted by ``--metrics``."""
+FULL_REFERENCE = ("psnr", "ssim", "lpips", "identity")
+"""Metrics that need the ground truth."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One reported quantity: its key in outputs, table label, direction and number format."""
+
+    key: str
+    label: str
+    higher_is_better: bool
+    digits: int
+
+
+# table order as the paper's Table 3 (LPIPS, FID, NIQE, PSNR, SSIM), identity last
+COLUMNS = {
+    "lpips": Column("lpips", "LPIPS", False, 4),
+    "fid": Column("fid", "FID", False, 2),
+    "niqe": Column("niqe", "NIQE", False, 3),
+    "psnr": Column("psnr", "PSNR", True, 2),
+    "ssim": Column("ssim", "SSIM", True, 4),
+    "identity_cos": Column("identity_cos", "ID cos", True, 4),
+    "identity_deg": Column("identity_deg", "ID deg", False, 2),
+}
+_METRIC_COLUMNS = {"identity": ("identity_cos", "identity_deg")}  # metrics reporting several columns
+_DEFAULT_BATCH = 8
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A restored image and its ground truth (None without --gt), named by their common stem."""
+
+    name: str
+    restored: Path
+    gt: Path | None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean and sample standard deviation (ddof=1) over the images with a finite value."""
+
+    mean: float
+    std: float
+    count: int
+    excluded: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Summary:
+        array = np.asarray(values, dtype=np.float64)
+        finite = array[np.isfinite(array)]
+        std = float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
+        mean = float(finite.mean()) if len(finite) else math.nan
+        return cls(mean, std, len(finite), len(array) - len(finite))
+
+
+@dataclass
+class MethodResult:
+    """Scores of one folder of restored images."""
+
+    name: str
+    restored_dir: Path
+    rows: list[dict[str, Any]]
+    summary: dict[str, Summary]
+    fid: float | None = None
+    fid_count: int = 0
+
+    def value(self, key: str) -> float | None:
+        """The table value of a column: the mean, or FID."""
+        if key == "fid":
+            return self.fid
+        return self.summary[key].mean if key in self.summary else None
+
+
+@dataclass
+class EvaluationReport:
+    """Everything ``evaluate`` measured, with the description of each metric variant."""
+
+    methods: list[MethodResult]
+    metrics: tuple[str, ...]
+    gt_dir: Path | None
+    variants: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+    device: str = "cpu"
+    seconds: float = 0.0
+
+    @property
+    def columns(self) -> list[Column]:
+        """Reported columns in table order."""
+        keys = [key for metric in self.metrics for key in _METRIC_COLUMNS.get(metric, (metric,))]
+        return [column for key, column in COLUMNS.items() if key in keys]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready document (non-finite numbers become null)."""
+        return {
+            "tool": f"minerrestore {__version__} evaluate",
+            "gt": str(self.gt_dir) if self.gt_dir else None,
+            "metrics": list(self.metrics),
+            "variants": self.variants,
+            "device": self.device,
+            "seconds": round(self.seconds, 3),
+            "std": "sample standard deviation over images (ddof=1)",
+            "notes": self.notes,
+            "methods": [
+                {
+                    "method": method.name,
+                    "restored": str(method.restored_dir),
+                    "images": len(method.rows),
+                    "summary": {
+                        key: {
+                            "mean": _finite(item.mean),
+                            "std": _finite(item.std),
+                            "count": item.count,
+                            "excluded": item.excluded,
+                        }
+                        for key, item in method.summary.items()
+                    },
+                    "fid": None if method.fid is None else {"value": _finite(method.fid), "images": method.fid_count},
+                    "per_image": [{k: _finite(v) for k, v in row.items()} for row in method.rows],
+                }
+                for method in self.methods
+            ],
+        }
+
+    def write_csv(self, path: str | Path) -> Path:
+        """Per-image values, one row per (method, image), written atomically."""
+        keys = [column.key for column in self.columns if column.key != "fid"]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["method", "image", "restored", "gt", *keys])
+        for method in self.methods:
+            for row in method.rows:
+                values = [_csv_number(row.get(key)) for key in keys]
+                writer.writerow([method.name, row["image"], row["restored"], row.get("gt") or "", *values])
+        return atomic_write_text(path, buffer.getvalue())
+
+    def table(self) -> Table:
+        """A rich table: one row per method, mean over ``± std`` per metric (best in bold)."""
+        columns = self.columns
+        title = f"{len(self.methods[0].rows)} images" + (f" vs ground truth {self.gt_dir}" if self.gt_dir else "")
+        table = Table(title=title)
+        table.add_column("method")
+        for column in columns:
+            table.add_column(f"{column.label} {'↑' if column.higher_is_better else '↓'}", justify="right")
+        best = {column.key: _best(self.methods, column) for column in columns}
+        for method in self.methods:
+            cells = []
+            for column in columns:
+                value = method.value(column.key)
+                if value is None or not math.isfinite(value):
+                    cells.append("n/a")
+                    continue
+                text = f"{value:.{column.digits}f}"
+                if len(self.methods) > 1 and value == best[column.key]:
+                    text = f"[bold]{text}[/bold]"
+                if column.key in method.summary:
+                    text += f"\n[dim]± {method.summary[column.key].std:.{column.digits}f}[/dim]"
+                cells.append(text)
+            table.add_row(method.name, *cells)
+        return table
+
+    def write_chart(self, path: str | Path) -> Path:
+        """Bar chart PNG: one panel per metric, one bar per method (error bars: std), atomic."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib.figure import Figure
+
+        columns = self.columns
+        figure = Figure(figsize=(2.6 * len(columns) + 0.6, 3.6), layout="constrained")
+        axes = figure.subplots(1, len(columns), squeeze=False)[0]
+        names = [method.name for method in self.methods]
+        positions = np.arange(len(names))
+        for axis, column in zip(axes, columns, strict=True):
+            values = [method.value(column.key) for method in self.methods]
+            heights = [v if v is not None and math.isfinite(v) else 0.0 for v in values]
+            errors = [m.summary[column.key].std for m in self.methods] if column.key != "fid" else None
+            colours = [f"C{index % 10}" for index in range(len(names))]
+            axis.bar(positions, heights, yerr=errors, capsize=3, color=colours)
+            axis.set_title(f"{column.label} {'↑' if column.higher_is_better else '↓'}")
+            axis.set_xticks(positions, names, rotation=30, ha="right")
+        figure.suptitle(f"{len(self.methods[0].rows)} images per method")
+        with atomic_path(path) as temp:
+            figure.savefig(temp, format="png", dpi=120)
+        return Path(path)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _csv_number(value: Any) -> str:
+    return "" if value is None else repr(float(value))
+
+
+def _best(methods: list[MethodResult], column: Column) -> float | None:
+    values = [v for v in (m.value(column.key) for m in methods) if v is not None and math.isfinite(v)]
+    if not values:
+        return None
+    return max(values) if column.higher_is_better else min(values)
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs
+
+
+def choose_metrics(requested: Sequence[str] | None, has_gt: bool, has_reference: bool) -> tuple[str, ...]:
+    """Validate ``--metrics``; by default every metric the inputs allow.
+
+    Raises:
+        UsageError: unknown name, or a metric whose input is missing.
+    """
+    if not requested:
+        return tuple(m for m in METRICS if (has_gt or m not in FULL_REFERENCE) and (m != "fid" or has_reference))
+    names = tuple(dict.fromkeys(name.strip().lower() for name in requested if name.strip()))
+    unknown = [name for name in names if name not in METRICS]
+    if unknown:
+        raise UsageError(f"unknown metric(s) {', '.join(unknown)}", hint=f"choose from {','.join(METRICS)}")
+    needing_gt = [name for name in names if name in FULL_REFERENCE]
+    if needing_gt and not has_gt:
+        raise UsageError(f"{', '.join(needing_gt)} compare with the ground truth", hint="add --gt GT_DIR")
+    if "fid" in names and not has_reference:
+        raise UsageError("FID needs a reference set", hint="add --gt GT_DIR, --ref REF_DIR or --ref-stats FILE.npz")
+    return names
+
+
+def _by_stem(folder: Path, role: str) -> dict[str, Path]:
+    files = list_images(folder)
+    if not files:
+        raise UsageError(f"{folder}: no images ({role})", hint="give a folder of .png/.jpg/... files")
+    found: dict[str, Path] = {}
+    for path in files:
+        if path.stem in found:
+            raise UsageError(
+                f"{folder}: two {role} images share the name {path.stem!r} ({found[path.stem].name}, {path.name})",
+                hint="images are paired by file name without extension; keep one",
+            )
+        found[path.stem] = path
+    return found
+
+
+def _shown(names: Sequence[str], limit: int = 5) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except OSError:
+        return None  # read_image reports unreadable files with the reason
+
+
+def pair_images(restored_dir: str | Path, gt_dir: str | Path | None) -> list[Pair]:
+    """Pair restored images with ground truth by file stem, in sorted order.
+
+    Raises:
+        UsageError: an empty folder, a stem used twice, a restored image without ground
+            truth or the reverse, or two partners of different size.
+    """
+    restored = _by_stem(Path(restored_dir), "restored")
+    if gt_dir is None:
+        return [Pair(name, path, None) for name, path in restored.items()]
+    truth = _by_stem(Path(gt_dir), "ground-truth")
+    no_truth = sorted(set(restored) - set(truth))
+    no_restored = sorted(set(truth) - set(restored))
+    if no_truth:
+        raise UsageError(
+            f"{len(no_truth)} image(s) in {restored_dir} have no ground truth in {gt_dir}: {_shown(no_truth)}",
+            hint="images are paired by file name without extension (a.png <-> a.jpg)",
+        )
+    if no_restored:
+        raise UsageError(
+            f"{len(no_restored)} ground-truth image(s) in {gt_dir} have no restored image in {restored_dir}: "
+            f"{_shown(no_restored)}",
+            hint="restore every ground-truth image, or evaluate against a folder with only the matching ones",
+        )
+    pairs = [Pair(name, restored[name], truth[name]) for name in restored]
+    for pair in pairs:  # cheap header check (rotation-agnostic); exact sizes are checked on reading
+        sizes = _header_size(pair.restored), _header_size(pair.gt)
+        if None not in sizes and sorted(sizes[0]) != sorted(sizes[1]):
+            raise _size_error(pair, sizes[0], sizes[1])
+    return pairs
+
+
+def _size_error(pair: Pair, restored: tuple[int, int], truth: tuple[int, int]) -> UsageError:
+    return UsageError(
+        f"{pair.restored} is {restored[0]}x{restored[1]} but its ground truth {pair.gt} is {truth[0]}x{truth[1]}",
+        hint="restored images must have the ground truth's size (restore aligned faces at the GT size)",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# networks and variant descriptions
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """How per-image metrics are computed (see :func:`evaluate`)."""
+
+    crop_border: int = 0
+    y_channel: bool = False
+    aligned_faces: bool = True
+    batch_size: int = _DEFAULT_BATCH
+
+
+@dataclass
+class _Networks:
+    """The networks the chosen metrics need (None when not needed)."""
+
+    lpips: lpips.LPIPS | None = None
+    inception: torch.jit.ScriptModule | None = None
+    face: MobileFaceNet | None = None
+
+
+def _load_networks(metrics: Sequence[str], lpips_net: lpips.LpipsNet, device: torch.device) -> _Networks:
+    networks = _Networks()
+    if "lpips" in metrics:
+        networks.lpips = lpips.load_lpips(lpips_net, device)
+    if "fid" in metrics:
+        networks.inception = fid.load_inception(device)
+    if "identity" in metrics:
+        networks.face = load_mobilefacenet().to(device)
+    return networks
+
+
+def describe_variants(
+    metrics: Sequence[str], crop_border: int, y_channel: bool, lpips_net: str, aligned_faces: bool, reference: str
+) -> dict[str, str]:
+    """What exactly each requested metric computes (printed under the table and stored in JSON)."""
+    channel = "Y (MATLAB BT.601)" if y_channel else "RGB"
+    texts = {
+        "psnr": f"{channel}, MAX 255, crop {crop_border} px; as basicsr calculate_psnr",
+        "ssim": f"{channel}{'' if y_channel else ' (mean of channels)'}, Gaussian 11x11 sigma 1.5, "
+        f"K1 0.01, K2 0.03, crop {crop_border} px; as basicsr calculate_ssim",
+        "lpips": f"LPIPS v0.1, {'AlexNet' if lpips_net == 'alex' else 'VGG16'} backbone, full resolution; "
+        f"as lpips.LPIPS(net='{lpips_net}')",
+        "fid": f"{FEATURE_MODEL}, TF-bilinear resize to 299; reference: {reference}",
+        "niqe": f"Y channel, MATLAB pristine model (from basicsr), 96x96 blocks, crop {crop_border} px; "
+        "as basicsr calculate_niqe",
+        "identity": "MobileFaceNet (foamliu) embeddings, cosine similarity and angle in degrees, "
+        + (
+            "faces mapped from the FFHQ template to the ArcFace 112 crop"
+            if aligned_faces
+            else "whole images resized to 112x112 (unaligned: less reliable)"
+        )
+        + "; not comparable with ArcFace-ResNet 'Deg.' values of papers",
+    }
+    return {name: texts[name] for name in metrics}
+
+
+# ---------------------------------------------------------------------------------------------
+# computation
+
+
+def _read_pair(pair: Pair, crop_border: int) -> tuple[np.ndarray, np.ndarray | None]:
+    restored = read_image(pair.restored).rgb
+    truth = read_image(pair.gt).rgb if pair.gt is not None else None
+    if truth is not None and truth.shape != restored.shape:
+        raise _size_error(pair, restored.shape[1::-1], truth.shape[1::-1])
+    if 2 * crop_border >= min(restored.shape[:2]):
+        raise UsageError(
+            f"--crop-border {crop_border} leaves nothing of {pair.restored} ({restored.shape[1]}x{restored.shape[0]})"
+        )
+    return restored, truth
+
+
+def _batches(pairs: list[Pair], size: int) -> list[list[Pair]]:
+    return [pairs[start : start + size] for start in range(0, len(pairs), size)]
+
+
+def _prefetched(pool: ThreadPoolExecutor, pairs: list[Pair], batch_size: int, crop_border: int):
+    """Yield (pairs, decoded images) per batch, decoding the next batch while this one is scored."""
+    batches = _batches(pairs, batch_size)
+
+    def submit(batch: list[Pair]) -> list[Future]:
+        return [pool.submit(_read_pair, pair, crop_border) for pair in batch]
+
+    pending = submit(batches[0]) if batches else []
+    for index, batch in enumerate(batches):
+        current = pending
+        pending = submit(batches[index + 1]) if index + 1 < len(batches) else []
+        yield batch, [future.result() for future in current]
+
+
+def _same_size_groups(images: list[tuple[np.ndarray, np.ndarray | None]]) -> list[list[int]]:
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for index, (restored, _) in enumerate(images):
+        groups.setdefault(restored.shape, []).append(index)
+    return list(groups.values())
+
+
+def _score_group(
+    restored: np.ndarray,
+    truth: np.ndarray | None,
+    metrics: Sequence[str],
+    networks: _Networks,
+    device: torch.device,
+    options: ScoringOptions,
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Per-image values of one same-size group, and its Inception features (or None)."""
+    values: dict[str, np.ndarray] = {}
+    first = as_nchw(restored, device)
+    second = as_nchw(truth, device) if truth is not None else None
+    crop_border, y_channel = options.crop_border, options.y_channel
+    if "psnr" in metrics:
+        values["psnr"] = psnr_ssim.psnr(first, second, crop_border, y_channel).cpu().numpy()
+    if "ssim" in metrics:
+        values["ssim"] = psnr_ssim.ssim(first, second, crop_border, y_channel).cpu().numpy()
+    if "lpips" in metrics:
+        values["lpips"] = lpips.lpips_distance(first, second, networks.lpips).numpy()
+    if "niqe" in metrics:
+        values["niqe"] = np.array([_niqe_or_nan(image, crop_border) for image in first])
+    if "identity" in metrics:
+        cosine, degrees = identity.identity_similarity(restored, truth, networks.face, options.aligned_faces)
+        values["identity_cos"], values["identity_deg"] = cosine, degrees
+    features = fid.inception_features(first, networks.inception) if "fid" in metrics else None
+    return values, features
+
+
+def _niqe_or_nan(image: torch.Tensor, crop_border: int) -> float:
+    height, width = (side - 2 * crop_border for side in image.shape[-2:])
+    if (height // NIQE_BLOCK) * (width // NIQE_BLOCK) < NIQE_MIN_BLOCKS:
+        return math.nan
+    return float(niqe_score(image, crop_border)[0])
+
+
+def _reference_statistics(
+    ref_dir: Path, networks: _Networks, batch_size: int, pool: ThreadPoolExecutor, quiet: bool
+) -> Any:
+    pairs = [Pair(path.stem, path, None) for path in list_images(ref_dir)]
+    if not pairs:
+        raise UsageError(f"{ref_dir}: no images for the FID reference")
+    features = []
+    with progress_bar(quiet) as progress:
+        task = progress.add_task("FID reference", total=len(pairs), rate="")
+        for batch, images in _prefetched(pool, pairs, batch_size, 0):
+            for group in _same_size_groups(images):
+                features.append(fid.inception_features(np.stack([images[i][0] for i in group]), networks.inception))
+            progress.update(task, advance=len(batch))
+    return FeatureStatistics.from_features(np.concatenate(features), source=str(ref_dir))
+
+
+def _score_method(
+    name: str,
+    pairs: list[Pair],
+    metrics: Sequence[str],
+    networks: _Networks,
+    device: torch.device,
+    options: ScoringOptions,
+    pool: ThreadPoolExecutor,
+    quiet: bool,
+) -> tuple[MethodResult, np.ndarray | None]:
+    rows: list[dict[str, Any]] = []
+    features: list[np.ndarray] = []
+    start = time.perf_counter()
+    with progress_bar(quiet) as progress:
+        task = progress.add_task(f"evaluate {name}", total=len(pairs), rate="")
+        for batch, images in _prefetched(pool, pairs, options.batch_size, options.crop_border):
+            batch_rows = [
+                {"image": pair.name, "restored": str(pair.restored), "gt": str(pair.gt) if pair.gt else None}
+                for pair in batch
+            ]
+            for group in _same_size_groups(images):
+                restored = np.stack([images[i][0] for i in group])
+                truth = np.stack([images[i][1] for i in group]) if batch[0].gt is not None else None
+                values, group_features = _score_group(restored, truth, metrics, networks, device, options)
+                for key, column in values.items():
+                    for index, value in zip(group, column, strict=True):
+                        batch_rows[index][key] = float(value)
+                if group_features is not None:
+                    features.append(group_features)
+            rows.extend(batch_rows)
+            done = len(rows)
+            progress.update(task, advance=len(batch), rate=f"{done / (time.perf_counter() - start):.1f} img/s")
+    keys = [column.key for column in COLUMNS.values() if column.key != "fid"]
+    summary = {key: Summary.of([row[key] for row in rows]) for key in keys if key in rows[0]}
+    restored_dir = pairs[0].restored.parent
+    return MethodResult(name, restored_dir, rows, summary), (np.concatenate(features) if features else None)
+
+
+def _method_names(folders: Sequence[Path]) -> list[str]:
+    names = [folder.resolve().name or str(folder) for folder in folders]
+    if len(set(names)) < len(names):
+        names = [f"{folder.resolve().parent.name}/{folder.resolve().name}" for folder in folders]
+    if len(set(names)) < len(names):
+        names = [str(folder) for folder in folders]
+    return names
+
+
+def evaluate(
+    restored: str | Path,
+    gt: str | Path | None = None,
+    *,
+    compare: Sequence[str | Path] = (),
+    ref: str | Path | None = None,
+    ref_stats: str | Path | None = None,
+    save_ref_stats: str | Path | None = None,
+    metrics: Sequence[str] | None = None,
+    crop_border: int = 0,
+    y_channel: bool = False,
+    lpips_net: lpips.LpipsNet = "alex",
+    aligned_faces: bool = True,
+    batch_size: int = _DEFAULT_BATCH,
+    device: str = "auto",
+    quiet: bool = False,
+) -> EvaluationReport:
+    """Score folders of restored faces against ground truth.
+
+    Args:
+        restored: folder of restored images (the first method).
+        gt: folder of ground-truth images, paired by file stem; needed by PSNR, SSIM,
+            LPIPS and identity, and the default FID reference.
+        compare: more folders of restored images (other methods), scored the same way.
+        ref: folder of reference images for FID (default: ``gt``).
+        ref_stats: FID reference statistics (.npz) instead of ``ref``.
+        save_ref_stats: write the FID reference statistics here (.npz) for later runs.
+        metrics: names from :data:`METRICS`; default: all the inputs allow.
+        crop_border: pixels dropped on each side for PSNR, SSIM and NIQE.
+        y_channel: PSNR and SSIM on the MATLAB Y channel instead of RGB.
+        lpips_net: LPIPS backbone, ``alex`` or ``vgg``.
+        aligned_faces: images are FFHQ-aligned face crops (identity metric); False
+            resizes whole images instead.
+        batch_size: images per network batch.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        quiet: no progress bars.
+
+    Returns:
+        The :class:`EvaluationReport` (one :class:`MethodResult` per folder).
+
+    Raises:
+        UsageError: bad options, unpaired or mismatched images (the message names them).
+        WeightsError: a metric's weights are missing.
+        ImageReadError: an unreadable image.
+    """
+    started = time.perf_counter()
+    if ref is not None and ref_stats is not None:
+        raise UsageError("give either --ref or --ref-stats, not both")
+    if crop_border < 0 or batch_size < 1:
+        raise UsageError("--crop-border must be >= 0 and --batch-size >= 1")
+    reference_dir = Path(ref) if ref is not None else (Path(gt) if gt is not None else None)
+    has_reference = reference_dir is not None or ref_stats is not None
+    chosen = choose_metrics(metrics, gt is not None, has_reference)
+    if save_ref_stats is not None and reference_dir is None:
+        raise UsageError("--save-ref-stats needs reference images", hint="add --ref REF_DIR or --gt GT_DIR")
+    folders = [Path(restored), *(Path(folder) for folder in compare)]
+    method_pairs = [pair_images(folder, gt) for folder in folders]
+    torch_device = resolve_device(device)
+    with_fid = "fid" in chosen or save_ref_stats is not None
+    networks = _load_networks([*chosen, "fid"] if with_fid else chosen, lpips_net, torch_device)
+    options = ScoringOptions(crop_border, y_channel, aligned_faces, batch_size)
+    notes: list[str] = []
+
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="evaluate-read") as pool:
+        reference = None
+        if with_fid:
+            if ref_stats is not None:
+                reference = FeatureStatistics.load(ref_stats)
+            else:
+                reference = _reference_statistics(reference_dir, networks, batch_size, pool, quiet)
+            if save_ref_stats is not None:
+                reference.save(save_ref_stats)
+                notes.append(f"FID reference statistics saved to {save_ref_stats}")
+            if reference.count and (warning := small_set_warning(reference.count, "reference")):
+                notes.append(warning)
+        results = []
+        for name, pairs in zip(_method_names(folders), method_pairs, strict=True):
+            result, features = _score_method(name, pairs, chosen, networks, torch_device, options, pool, quiet)
+            if "fid" in chosen and features is not None:
+                result.fid = frechet_distance(reference, FeatureStatistics.from_features(features, name))
+                result.fid_count = len(features)
+                if warning := small_set_warning(len(features), name):
+                    notes.append(warning)
+            results.append(result)
+
+    for result in results:
+        for key, item in result.summary.items():
+            if item.excluded:
+                why = "identical to the ground truth (PSNR inf)" if key == "psnr" else "without a value"
+                if key == "niqe":
+                    why = "smaller than two 96x96 blocks (NIQE undefined)"
+                notes.append(f"{result.name}: {item.excluded} image(s) {why} left out of the {key} mean")
+    if "fid" in chosen and reference is not None:
+        reference_text = f"{reference.source} ({reference.count or 'unknown number of'} images)"
+    else:
+        reference_text = "none"
+    variants = describe_variants(chosen, crop_border, y_channel, lpips_net, aligned_faces, reference_text)
+    return EvaluationReport(
+        methods=results,
+        metrics=chosen,
+        gt_dir=Path(gt) if gt is not None else None,
+        variants=variants,
+        notes=list(dict.fromkeys(notes)),
+        device=str(torch_device),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def print_report(report: EvaluationReport) -> None:
+    """Table to stdout; notes to stderr."""
+    console = Console()
+    console.print(report.table())
+    for name, text in report.variants.items():
+        console.print(f"{name}: {text}", highlight=False, soft_wrap=True)
+    for note in report.notes:
+        stderr_console.print(f"[yellow]note[/yellow] {note}", highlight=False, soft_wrap=True)

@@ -1,0 +1,148 @@
+"""``minerrestore evaluate``: pairing, errors, per-image values, compare table, outputs, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from minerrestore.cli import main
+from minerrestore.errors import UsageError
+from minerrestore.evaluate import choose_metrics, evaluate, pair_images
+from minerrestore.metrics import niqe_score, psnr, ssim
+
+
+def _smooth(rng: np.random.Generator, count: int, size: int) -> np.ndarray:
+    coarse = torch.from_numpy(rng.integers(0, 256, (count, 3, size // 8, size // 8)).astype(np.float32))
+    fine = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
+    return fine.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def _write(folder: Path, images: np.ndarray, names: list[str], suffix: str = ".png") -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, image in zip(names, images, strict=True):
+        paths.append(folder / f"{name}{suffix}")
+        Image.fromarray(image).save(paths[-1])
+    return paths
+
+
+@pytest.fixture
+def dataset(tmp_path: Path, rng: np.random.Generator) -> dict[str, Path]:
+    """gt/ (PNG), a/ (noisy PNG), b/ (blurred, saved as lossless WebP) with three 200x200 images."""
+    names = ["x1", "x2", "x3"]
+    truth = _smooth(rng, 3, 200)
+    noisy = np.clip(truth + rng.normal(0, 8, truth.shape), 0, 255).astype(np.uint8)
+    blurred = torch.nn.functional.avg_pool2d(
+        torch.from_numpy(truth).permute(0, 3, 1, 2).float(), 5, stride=1, padding=2, count_include_pad=False
+    )
+    blurred = blurred.round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    _write(tmp_path / "gt", truth, names)
+    _write(tmp_path / "a", noisy, names)
+    for name, image in zip(names, blurred, strict=True):
+        (tmp_path / "b").mkdir(exist_ok=True)
+        Image.fromarray(image).save(tmp_path / "b" / f"{name}.webp", lossless=True)
+    return {"gt": tmp_path / "gt", "a": tmp_path / "a", "b": tmp_path / "b", "root": tmp_path}
+
+
+def test_pairing_by_stem_and_clear_errors(tmp_path: Path, rng: np.random.Generator) -> None:
+    images = _smooth(rng, 3, 16)
+    _write(tmp_path / "gt", images, ["a", "b", "c"], ".png")
+    _write(tmp_path / "out", images, ["a", "b", "c"], ".jpg")
+    pairs = pair_images(tmp_path / "out", tmp_path / "gt")
+    assert [(p.name, p.restored.suffix, p.gt.suffix) for p in pairs] == [(n, ".jpg", ".png") for n in "abc"]
+
+    _write(tmp_path / "more", images, ["a", "b", "z"])
+    with pytest.raises(UsageError, match=r"1 image\(s\) in .*more have no ground truth.*: z"):
+        pair_images(tmp_path / "more", tmp_path / "gt")
+    _write(tmp_path / "fewer", images[:2], ["a", "b"])
+    with pytest.raises(UsageError, match=r"ground-truth image\(s\) .* have no restored image .*: c"):
+        pair_images(tmp_path / "fewer", tmp_path / "gt")
+    _write(tmp_path / "twice", images[:2], ["a", "a2"])
+    (tmp_path / "twice" / "a2.png").rename(tmp_path / "twice" / "a.jpg")
+    with pytest.raises(UsageError, match="share the name 'a'"):
+        pair_images(tmp_path / "twice", tmp_path / "gt")
+    _write(tmp_path / "big", _smooth(rng, 3, 24), ["a", "b", "c"])
+    with pytest.raises(UsageError, match=r"a\.png is 24x24 but its ground truth .*a\.png is 16x16"):
+        pair_images(tmp_path / "big", tmp_path / "gt")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match="no images"):
+        pair_images(tmp_path / "empty", None)
+
+
+def test_metric_selection() -> None:
+    assert choose_metrics(None, has_gt=True, has_reference=True) == ("psnr", "ssim", "lpips", "fid", "niqe", "identity")
+    assert choose_metrics(None, has_gt=False, has_reference=False) == ("niqe",)
+    assert choose_metrics(["NIQE", " fid"], has_gt=False, has_reference=True) == ("niqe", "fid")
+    with pytest.raises(UsageError, match="unknown metric"):
+        choose_metrics(["psnr", "brisque"], True, True)
+    with pytest.raises(UsageError, match="--gt"):
+        choose_metrics(["ssim"], False, True)
+    with pytest.raises(UsageError, match="reference set"):
+        choose_metrics(["fid"], True, False)
+
+
+def test_evaluate_compare_all_metrics_and_outputs(dataset: dict[str, Path]) -> None:
+    stats = dataset["root"] / "ref.npz"
+    report = evaluate(
+        dataset["a"], dataset["gt"], compare=[dataset["b"]], save_ref_stats=stats, crop_border=2, quiet=True
+    )
+    assert [m.name for m in report.methods] == ["a", "b"]
+    assert report.metrics == ("psnr", "ssim", "lpips", "fid", "niqe", "identity")
+    # per-image values are the metric functions' values on the same files
+    truth = np.stack([np.asarray(Image.open(dataset["gt"] / f"x{i}.png")) for i in (1, 2, 3)])
+    noisy = np.stack([np.asarray(Image.open(dataset["a"] / f"x{i}.png")) for i in (1, 2, 3)])
+    first = report.methods[0]
+    np.testing.assert_allclose([r["psnr"] for r in first.rows], psnr(noisy, truth, 2).numpy())
+    np.testing.assert_allclose([r["ssim"] for r in first.rows], ssim(noisy, truth, 2).numpy())
+    np.testing.assert_allclose([r["niqe"] for r in first.rows], niqe_score(noisy, 2))
+    assert first.summary["psnr"].mean == pytest.approx(np.mean(psnr(noisy, truth, 2).numpy()))
+    assert first.summary["psnr"].std == pytest.approx(np.std(psnr(noisy, truth, 2).numpy(), ddof=1))
+    for method in report.methods:
+        assert method.fid is not None and method.fid > 0 and method.fid_count == 3
+        assert {"lpips", "identity_cos", "identity_deg"} <= set(method.summary)
+    # the variant of every metric is stated
+    assert "RGB" in report.variants["psnr"] and "crop 2 px" in report.variants["ssim"]
+    assert "AlexNet" in report.variants["lpips"] and "Inception-V3" in report.variants["fid"]
+    assert "Y channel" in report.variants["niqe"] and "MobileFaceNet" in report.variants["identity"]
+    assert any("FID on 3" in note and "biased" in note for note in report.notes)
+
+    report.write_csv(dataset["root"] / "values.csv")
+    rows = list(csv.DictReader((dataset["root"] / "values.csv").open()))
+    assert len(rows) == 6 and rows[0]["method"] == "a" and float(rows[0]["psnr"]) == first.rows[0]["psnr"]
+    document = json.loads(json.dumps(report.to_dict()))
+    assert document["methods"][1]["fid"]["images"] == 3 and document["variants"]["lpips"]
+    chart = report.write_chart(dataset["root"] / "chart.png")
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(dataset["root"].glob(".minerrestore-tmp-*"))
+
+    # cached reference statistics give the same FID
+    again = evaluate(dataset["b"], metrics=["fid"], ref_stats=stats, quiet=True)
+    assert again.methods[0].fid == pytest.approx(report.methods[1].fid, rel=1e-6)
+
+
+def test_niqe_undefined_on_small_images_is_reported(tmp_path: Path, rng: np.random.Generator) -> None:
+    _write(tmp_path / "small", _smooth(rng, 2, 96), ["p", "q"])
+    report = evaluate(tmp_path / "small", metrics=["niqe"], quiet=True)
+    summary = report.methods[0].summary["niqe"]
+    assert summary.count == 0 and summary.excluded == 2
+    assert any("NIQE undefined" in note for note in report.notes)
+    assert report.to_dict()["methods"][0]["per_image"][0]["niqe"] is None
+
+
+def test_cli_table_json_and_errors(dataset: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["evaluate", str(dataset["a"]), "--gt", str(dataset["gt"]), "--metrics", "psnr,ssim", "--y-channel"]
+    assert main([*args, "--compare", str(dataset["b"]), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "PSNR ↑" in out and "SSIM ↑" in out and "Y (MATLAB BT.601)" in out
+    assert main([*args, "--json", "-"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["methods"][0]["summary"]["psnr"]["count"] == 3
+    (dataset["gt"] / "x3.png").rename(dataset["gt"] / "other.png")
+    assert main(args) == 2
+    assert "no ground truth" in capsys.readouterr().err

@@ -1,0 +1,12 @@
+"""The CLI starts without importing heavy libraries it does not need for parsing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_weights_registry_does_not_import_torch() -> None:
+    code = "import sys, minerrestore, minerrestore.weights, minerrestore.io; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
