@@ -1,11 +1,11 @@
 """Make the degraded example inputs in examples/ (run from the repository root, ../shared beside it).
 
-- ``faces/``: four validation portraits (the last 10 % of ../shared/data/faces in sorted order is held
+- ``*_miner.png``: four validation portraits (the last 10 % of ../shared/data/faces in sorted order is held
   out of training) degraded with preset ``miner`` at 256 px. Public domain (US Government works).
   The miner preset's worst draws (blur sigma 10, downsampling x8) leave no detectable face, so for
   each portrait the first seed from 7 on whose result YuNet still detects is kept (whole-photo
   restoration needs a detected face; ``restore --aligned`` takes aligned crops without detection).
-- ``photos/``: the 1927 Solvay conference photo and NASA's portrait of Eileen Collins (both public
+- ``*_pit.png``: the 1927 Solvay conference photo and NASA's portrait of Eileen Collins (both public
   domain), darkened, dusted and compressed with ``examples/whole_photo.yml`` at their own size.
 
 Everything is seeded: running it again gives the same bytes.
@@ -54,12 +54,10 @@ def main() -> None:
     validation = sorted(p.name for p in (SHARED / "faces").iterdir())[-88:]
     for name in FACES:
         assert name in validation, f"{name} is not in the held-out validation subset"
-        seed = degrade_file(SHARED / "faces" / name, ROOT / "faces" / f"{Path(name).stem}_miner.png", "miner", 256)
+        seed = degrade_file(SHARED / "faces" / name, ROOT / f"{Path(name).stem}_miner.png", "miner", 256)
         print(f"{name}: seed {seed}")
     for name in PHOTOS:
-        degrade_file(
-            SHARED / "examples" / name, ROOT / "photos" / f"{Path(name).stem}_pit.png", ROOT / "whole_photo.yml", None
-        )
+        degrade_file(SHARED / "examples" / name, ROOT / f"{Path(name).stem}_pit.png", ROOT / "whole_photo.yml", None)
 
 
 if __name__ == "__main__":

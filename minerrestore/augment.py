@@ -269,6 +269,38 @@ def check_unique_outputs(jobs: Sequence[Any], outputs: Callable[[Any], Iterable[
             owner[path] = job
 
 
+def run_with_manifest(
+    jobs: Sequence[Any],
+    worker: Callable[..., Any],
+    manifest: Path,
+    rows: Callable[[Any], Iterable[Mapping[str, Any]]],
+    *,
+    workers: int,
+    description: str,
+    quiet: bool,
+    skip: Callable[[Any], bool] | None,
+) -> BatchReport:
+    """Run folder jobs (each with ``.outputs``) and write the manifest rows of the done and skipped ones.
+
+    Args:
+        jobs: the planned jobs; two writing the same output stop the run first.
+        worker: module-level function of one job, called with ``workers=`` (picklable).
+        manifest: the JSON-lines manifest to write.
+        rows: a job's manifest rows.
+        workers: processes.
+        description: progress-bar label.
+        quiet: no progress bar.
+        skip: predicate of jobs to skip (their outputs exist), or None.
+    """
+    check_unique_outputs(jobs, lambda job: job.outputs)
+    report = run_batch(
+        jobs, partial(worker, workers=workers), workers=workers, description=description, quiet=quiet, skip=skip
+    )
+    finished = {result.item for result in report.results if result.status != "failed"}
+    write_manifest(manifest, (row for job in jobs if str(job) in finished for row in rows(job)))
+    return report
+
+
 def relative_name(path: Path, root: Path) -> str:
     """``path`` relative to ``root`` as a POSIX string (the file name when ``root`` is the file)."""
     return path.name if path == root else path.relative_to(root).as_posix()
@@ -390,18 +422,16 @@ def augment_folder(
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     check_out_dir(input_dir, out_dir, recursive)
     jobs = plan_augmentation(input_dir, out_dir, settings or AugmentSettings(), seed=seed, ext=ext, recursive=recursive)
-    check_unique_outputs(jobs, lambda job: job.outputs)
-    report = run_batch(
+    return run_with_manifest(
         jobs,
-        partial(_augment_one, workers=workers),
+        _augment_one,
+        out_dir / AUGMENT_MANIFEST,
+        lambda job: job.rows,
         workers=workers,
         description="augment",
         quiet=quiet,
         skip=_outputs_exist if skip_existing else None,
     )
-    finished = {result.item for result in report.results if result.status != "failed"}
-    write_manifest(out_dir / AUGMENT_MANIFEST, (row for job in jobs if str(job) in finished for row in job.rows))
-    return report
 
 
 def preview_augment(

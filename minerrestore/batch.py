@@ -30,7 +30,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from minerrestore.errors import EXIT_OK, EXIT_SOME_FAILED, MinerRestoreError
+from minerrestore.errors import EXIT_OK, EXIT_SOME_FAILED, Interrupted, MinerRestoreError
 
 Status = Literal["done", "failed", "skipped"]
 Outcome = tuple[Status, float, "str | None", dict]
@@ -192,11 +192,17 @@ def run_batch(
             elapsed = time.perf_counter() - start
             progress.update(task, advance=1, rate=f"{finished / elapsed:.2f} it/s" if elapsed > 0 else "")
 
-        if workers <= 1 or len(todo) <= 1:
-            for index in todo:
-                record(index, _guarded(process, items[index]))
-        else:
-            _run_in_pool(items, todo, process, workers, record)
+        try:
+            if workers <= 1 or len(todo) <= 1:
+                for index in todo:
+                    record(index, _guarded(process, items[index]))
+            else:
+                _run_in_pool(items, todo, process, workers, record)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"{description}: interrupted by Ctrl-C after {finished} of {len(todo)} item(s); finished outputs kept",
+                hint="run the same command again with --skip-existing to continue",
+            ) from None
 
     return BatchReport(description, [r for r in results if r is not None], time.perf_counter() - start)
 

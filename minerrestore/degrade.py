@@ -32,7 +32,6 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -44,14 +43,13 @@ from minerrestore.augment import (
     AUGMENT_MANIFEST,
     OPS,
     check_out_dir,
-    check_unique_outputs,
     image_seed,
     opencv_threads_for,
     read_manifest,
     relative_name,
-    write_manifest,
+    run_with_manifest,
 )
-from minerrestore.batch import BatchReport, run_batch
+from minerrestore.batch import BatchReport
 from minerrestore.errors import ConfigError, UsageError
 from minerrestore.io import LoadedImage, list_images, read_image, write_image
 from minerrestore.presets import Preset, load_preset
@@ -277,7 +275,7 @@ KNOWN_STAGES = (*_BEFORE_NOISE, "noise", "jpeg")
 """Every stage :func:`apply_degradation` implements (the sections of a preset)."""
 
 
-def apply_degradation(image: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
+def apply_degradation(image: np.ndarray, params: Mapping[str, Any], resize_back: int = cv2.INTER_LINEAR) -> np.ndarray:
     """Degrade ``image`` with the drawn ``params`` (a pure, deterministic function).
 
     Stage order: dust, cast, low-light exposure, blur, motion blur, downsample, greyscale,
@@ -286,6 +284,8 @@ def apply_degradation(image: np.ndarray, params: Mapping[str, Any]) -> np.ndarra
     Args:
         image: HxWx3 (or HxW grey) uint8 RGB ground truth, usually from :func:`prepare_gt`.
         params: a dict from :func:`sample_params` (or a manifest row's ``params``).
+        resize_back: OpenCV interpolation of the final resize back (bilinear, as GFP-GAN's
+            data loader; the model card's plain-resize baseline uses bicubic).
 
     Returns:
         HxWx3 uint8 RGB low-quality image of the same size.
@@ -315,7 +315,7 @@ def apply_degradation(image: np.ndarray, params: Mapping[str, Any]) -> np.ndarra
     if "jpeg" in params:
         low = jpeg_roundtrip(low, params["jpeg"]["quality"], grey)
     if low.shape[:2] != (height, width):
-        low = cv2.resize(low, (width, height), interpolation=cv2.INTER_LINEAR)
+        low = cv2.resize(low, (width, height), interpolation=resize_back)
     return low
 
 
@@ -553,18 +553,16 @@ def degrade_folder(
             ext=ext,
             recursive=recursive,
         )
-    check_unique_outputs(jobs, lambda job: job.outputs)
-    report = run_batch(
+    return run_with_manifest(
         jobs,
-        partial(_degrade_one, workers=workers),
+        _degrade_one,
+        out_dir / DEGRADE_MANIFEST,
+        lambda job: [job.row],
         workers=workers,
         description="degrade",
         quiet=quiet,
         skip=_outputs_exist if skip_existing else None,
     )
-    finished = {result.item for result in report.results if result.status != "failed"}
-    write_manifest(out_dir / DEGRADE_MANIFEST, (job.row for job in jobs if str(job) in finished))
-    return report
 
 
 def preview_degrade(

@@ -13,6 +13,8 @@ from pathlib import Path
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (128 + SIGINT), as shells report it."""
 
 
 class MinerRestoreError(Exception):
@@ -58,3 +60,9 @@ class ConfigError(MinerRestoreError):
     """A configuration file or override that is invalid."""
 
     exit_code = EXIT_USAGE
+
+
+class Interrupted(MinerRestoreError):
+    """The user stopped a batch with Ctrl-C; finished outputs are kept."""
+
+    exit_code = EXIT_INTERRUPTED

@@ -36,15 +36,10 @@ from minerrestore.batch import progress_bar, stderr_console
 from minerrestore.device import resolve_device
 from minerrestore.errors import UsageError
 from minerrestore.io import atomic_path, atomic_write_text, list_images, read_image
-from minerrestore.metrics import fid, identity, lpips, psnr_ssim
+from minerrestore.metrics import FULL_REFERENCE, METRICS, fid, identity, lpips, psnr_ssim
 from minerrestore.metrics._images import as_nchw
 from minerrestore.metrics.fid import FEATURE_MODEL, FeatureStatistics, frechet_distance, small_set_warning
 from minerrestore.metrics.niqe import NIQE_BLOCK, NIQE_MIN_BLOCKS, niqe_score
-
-METRICS = ("psnr", "ssim", "lpips", "fid", "niqe", "identity")
-"""Metric names accepted by ``--metrics``."""
-FULL_REFERENCE = ("psnr", "ssim", "lpips", "identity")
-"""Metrics that need the ground truth."""
 
 
 @dataclass(frozen=True)

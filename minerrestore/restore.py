@@ -35,15 +35,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 import cv2
 import numpy as np
-import torch
-from torch import nn
 
-from minerrestore.archs.checkpoints import load_restorer
-from minerrestore.archs.precision import PRECISIONS, autocast, resolve_precision
 from minerrestore.batch import BatchReport, ItemResult, run_batch, stderr_console
 from minerrestore.device import resolve_device
 from minerrestore.errors import UsageError, WeightsError
@@ -62,14 +58,23 @@ from minerrestore.face import (
 from minerrestore.face.detect import detector_info
 from minerrestore.face.paste import ColorMatch
 from minerrestore.io import IMAGE_SUFFIXES, LoadedImage, atomic_write_text, list_images, read_image, write_image
-from minerrestore.weights import find_weight, search_dirs
+from minerrestore.weights import find_weight
+
+if TYPE_CHECKING:  # torch loads when a model does, so that `minerrestore --help` starts fast
+    import torch
+    from torch import nn
 
 DEFAULT_MODEL = "default"
-DEFAULT_MODEL_FILE = "minerrestore_d128.safetensors"
-"""The shipped restorer (scheme D, 128 px), looked for in the weight folders."""
+"""The shipped restorer (scheme D, 128 px; weights/MODEL_CARD.md)."""
 
-OFFICIAL_MODELS: dict[str, str] = {"gfpgan-v1.3": "gfpgan.v1_3", "gfpgan-v1.4": "gfpgan.v1_4"}
-"""``--model`` names of the official GFP-GAN files -> their :mod:`minerrestore.weights` entries."""
+MODEL_NAMES: dict[str, str] = {
+    DEFAULT_MODEL: "restorer.d128",
+    "a128": "restorer.a128",
+    "gfpgan-v1.3": "gfpgan.v1_3",
+    "gfpgan-v1.4": "gfpgan.v1_4",
+}
+"""``--model`` names -> their :mod:`minerrestore.weights` entries: the shipped default (scheme D),
+its scheme-A ablation twin, and the official GFP-GAN files (supplied by the user)."""
 
 SAVE_KINDS = ("restored_imgs", "restored_faces", "cropped_faces", "cmp")
 """Output sub-folders: whole restored photos, restored aligned faces, aligned input faces,
@@ -119,18 +124,6 @@ class LoadedModel:
         }
 
 
-def _default_model_path() -> Path:
-    for folder in search_dirs():
-        if (folder / DEFAULT_MODEL_FILE).is_file():
-            return folder / DEFAULT_MODEL_FILE
-    raise WeightsError(
-        f"the default model {DEFAULT_MODEL_FILE} (scheme D, 128 px) is not present yet: it ships once trained",
-        hint="pass --model PATH of a minerrestore restorer (.safetensors, e.g. a training run's "
-        "restorer_ema.safetensors), or --model gfpgan-v1.4 when you have the official GFPGANv1.4.pth "
-        "(`minerrestore weights` says where to put it)",
-    )
-
-
 def resolve_model_path(model: str | Path) -> Path:
     """The file behind a ``--model`` value: ``default``, an official name, a training run folder or a path.
 
@@ -139,16 +132,14 @@ def resolve_model_path(model: str | Path) -> Path:
             name is unknown (close names are suggested).
     """
     text = str(model)
-    if text == DEFAULT_MODEL:
-        return _default_model_path()
-    if text.lower() in OFFICIAL_MODELS:
-        return find_weight(OFFICIAL_MODELS[text.lower()])
+    if text.lower() in MODEL_NAMES:
+        return find_weight(MODEL_NAMES[text.lower()])
     path = Path(text).expanduser()
     if path.is_dir() and (path / _RUN_EXPORT).is_file():
         return path / _RUN_EXPORT
     if path.is_file():
         return path
-    names = [DEFAULT_MODEL, *OFFICIAL_MODELS]
+    names = list(MODEL_NAMES)
     if path.suffix.lower() in _MODEL_SUFFIXES or os.sep in text:
         raise WeightsError(f"{path}: no such model file", hint=f"give an existing file or one of {', '.join(names)}")
     close = difflib.get_close_matches(text.lower(), names, n=2, cutoff=0.5)
@@ -171,6 +162,10 @@ def load_model(model: str | Path = DEFAULT_MODEL, device: str | torch.device = "
         WeightsError: missing, unreadable or mismatched model file.
     """
     path = resolve_model_path(model)
+    import torch
+
+    from minerrestore.archs.checkpoints import load_restorer
+
     net = load_restorer(path)
     net = net.eval().requires_grad_(False).to(torch.device(device))
     return LoadedModel(net, str(model), path, net.config)
@@ -308,6 +303,8 @@ class Restorer:
     _loaded: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        from minerrestore.archs.precision import PRECISIONS
+
         color_modes = get_args(ColorMatch)
 
         self.model = str(self.model)
@@ -345,6 +342,8 @@ class Restorer:
         """
         if self._loaded:
             return self
+        from minerrestore.archs.precision import resolve_precision
+
         device = resolve_device(self.device)
         loaded: dict[str, Any] = {"device": device, "dtype": resolve_precision(self.precision, device)}
         loaded["model"] = load_model(self.model, device)
@@ -438,6 +437,10 @@ class Restorer:
         Returns:
             (S, S, 3) uint8 RGB restored faces, in order.
         """
+        import torch
+
+        from minerrestore.archs.precision import autocast
+
         model = self.network
         device = self._loaded["device"]
         restored: list[np.ndarray] = []
@@ -635,6 +638,8 @@ class _FileJob:
 
 def _restore_file(job: _FileJob, task: ImageTask) -> dict[str, Any]:
     """Restore one file and write its outputs (restored photo last); the report entry of the file."""
+    import torch
+
     if job.threads is not None and torch.get_num_threads() != job.threads:
         torch.set_num_threads(job.threads)
     layout = job.layout
@@ -780,6 +785,8 @@ def restore_paths(
     out_dir = Path(out_dir)
     layout = OutputLayout(out_dir, parse_save(save), ext, suffix or None)
     restorer = restorer or Restorer()
+    import torch
+
     rank, world = distributed_env()
     if world > 1 and restorer.device == "auto" and torch.cuda.is_available():
         restorer = dataclasses.replace(restorer, device=f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}")
@@ -820,9 +827,8 @@ def restore_paths(
 
 __all__ = [
     "DEFAULT_MODEL",
-    "DEFAULT_MODEL_FILE",
     "DEFAULT_SAVE",
-    "OFFICIAL_MODELS",
+    "MODEL_NAMES",
     "OUTPUT_EXTENSIONS",
     "REPORT_NAME",
     "SAVE_KINDS",

@@ -61,7 +61,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from minerrestore import losses as L
-from minerrestore.config import Config, config_to_dict, config_to_yaml, load_config, replace
+from minerrestore.config import Config, ModelConfig, config_to_dict, config_to_yaml, from_dict, load_config, replace
 from minerrestore.device import resolve_device
 from minerrestore.errors import ConfigError, MinerRestoreError, UsageError
 from minerrestore.io import IMAGE_SUFFIXES, atomic_path, atomic_write_text, list_images, read_image, write_image
@@ -352,7 +352,7 @@ def _template_landmarks(size: int) -> tuple[tuple[float, float], ...]:
     return tuple((float(x), float(y)) for x, y in template_for(size))
 
 
-def _split_names(paths: list[Path], val_fraction: float) -> tuple[list[Path], list[Path]]:
+def split_names(paths: list[Path], val_fraction: float) -> tuple[list[Path], list[Path]]:
     """Sorted-name split: the last ``val_fraction`` (at least one when asked) goes to validation."""
     if val_fraction <= 0 or len(paths) < 2:
         return paths, []
@@ -475,7 +475,7 @@ def plan_data(config: Config, layout: RunLayout, quiet: bool = False) -> DataPla
     _check_data_folders(config)
     key = "data.paired_dir" if data.paired_dir is not None else "data.train_dir"
     root, paths = _list_faces(str(data.paired_dir or data.train_dir), key)
-    train_paths, val_paths = _split_names(paths, 0.0 if data.val_dir else data.val_fraction)
+    train_paths, val_paths = split_names(paths, 0.0 if data.val_dir else data.val_fraction)
     train_paths = train_paths[: data.max_images] if data.max_images is not None else train_paths
     if data.paired_dir is None:
         source = f"{'aligned ' if data.aligned else ''}faces in {root}, degraded with {', '.join(data.presets)}"
@@ -702,6 +702,12 @@ def _weight_path(name: str) -> Path:
     return path / EMA_EXPORT if path.is_dir() else path
 
 
+def _create_generator(model: ModelConfig) -> nn.Module:
+    from minerrestore.archs.restorer import create_restorer
+
+    return create_restorer(model.scheme, out_size=model.out_size, narrow=model.narrow, **model.arch)
+
+
 def build_generator(config: Config) -> tuple[nn.Module, list[str]]:
     """The restorer of ``config.model`` with its prior and initial weights loaded, decoder frozen if asked.
 
@@ -709,10 +715,9 @@ def build_generator(config: Config) -> tuple[nn.Module, list[str]]:
         The generator and notes on what was loaded (for the log).
     """
     from minerrestore.archs.checkpoints import init_from_checkpoint, load_prior
-    from minerrestore.archs.restorer import create_restorer
 
     model = config.model
-    generator = create_restorer(model.scheme, out_size=model.out_size, narrow=model.narrow, **model.arch)
+    generator = _create_generator(model)
     notes = []
     if model.prior is not None:
         load_prior(generator, _weight_path(model.prior))
@@ -1380,16 +1385,51 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """A training checkpoint, loaded safely (``torch.load(weights_only=True)``) onto the CPU.
 
     Raises:
-        UsageError: not a minerrestore training checkpoint, or unreadable.
+        WeightsError: unreadable, or carrying code.
+        UsageError: not a minerrestore training checkpoint.
     """
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt, truncated, or carrying code
-        raise UsageError(f"{path}: not a readable training checkpoint ({exc})") from exc
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+    from minerrestore.weights import load_state_dict
+
+    state = load_state_dict(path)
+    if state.get("format") != CHECKPOINT_FORMAT:
         raise UsageError(f"{path}: not a minerrestore training checkpoint")
     return state
+
+
+def export_checkpoint(source: str | Path, out: str | Path, half: bool = False) -> Path:
+    """Save the EMA generator of a training checkpoint (or a run's latest) as a restorer file.
+
+    The file is what ``minerrestore restore --model FILE`` loads; it records the iteration and
+    the run's config in its metadata. Existing files are never overwritten.
+
+    Args:
+        source: a checkpoint ``.pt`` or a run folder (its latest checkpoint is used).
+        out: the ``.safetensors`` file to write.
+        half: store float16 tensors (half the size; loaded back as float32).
+
+    Raises:
+        UsageError: no checkpoint at ``source``, or ``out`` exists.
+    """
+    import yaml
+
+    from minerrestore.archs.checkpoints import save_restorer
+
+    source, out = Path(source), Path(out)
+    if out.exists():
+        raise UsageError(f"{out} exists: refusing to overwrite it", hint="choose another output file")
+    if source.is_dir():
+        checkpoints = RunLayout(source).list_checkpoints()
+        if not checkpoints:
+            raise UsageError(f"{source}: no checkpoint in {RunLayout(source).checkpoints}")
+        source = checkpoints[-1][1]
+    state = load_checkpoint(source)
+    config = from_dict(yaml.safe_load(state["config"]))
+    generator = _create_generator(config.model)
+    generator.load_state_dict(state["modules"]["generator_ema"])
+    if half:
+        generator.half()
+    metadata = {"iteration": str(state["iteration"]), "config": json.dumps(config_to_dict(config))}
+    return save_restorer(out, generator, metadata)
 
 
 # =============================================================================================

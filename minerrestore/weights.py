@@ -60,6 +60,24 @@ class WeightSpec:
 
 _SPECS: tuple[WeightSpec, ...] = (
     WeightSpec(
+        name="restorer.d128",
+        filename="minerrestore_d128.safetensors",
+        purpose="the default restorer: scheme D (UNet++ + SE-CSSFT), 128 px (weights/MODEL_CARD.md)",
+        license="MIT (minerrestore; trained on public-domain portraits)",
+        url="shipped: weights/ of the minerrestore repository (no download)",
+        sha256="3ec739bb56a3287a7fbe4b6bd156ec509deb99a0580c6253ee7888071110002e",
+        source="shipped",
+    ),
+    WeightSpec(
+        name="restorer.a128",
+        filename="minerrestore_a128.safetensors",
+        purpose="scheme A (GFP-GAN's UNet + CS-SFT) trained like the default: the ablation baseline",
+        license="MIT (minerrestore; trained on public-domain portraits)",
+        url="shipped: weights/ of the minerrestore repository (no download)",
+        sha256="2df4bc901aeee7210d0a3962bc7076bbd12623e8ec49a3f5da05db8783b9bec2",
+        source="shipped",
+    ),
+    WeightSpec(
         name="gfpgan.v1_3",
         filename="GFPGANv1.3.pth",
         purpose="official GFP-GAN v1.3 restorer (scheme A, channel multiplier 2)",
@@ -235,6 +253,12 @@ def find_weight(name: str) -> Path:
         return path
     spec = get_spec(name)
     where = ", ".join(str(d) for d in search_dirs())
+    if spec.source == "shipped":
+        raise WeightsError(
+            f"model file {spec.filename} ({spec.purpose}) not found: it ships with minerrestore",
+            hint=f"reinstall minerrestore (the file is in the repository's weights/ folder, SHA-256 {spec.sha256}), "
+            f"or put it in one of: {where}",
+        )
     checksum = spec.sha256 or "not published upstream"
     raise WeightsError(
         f"model file {spec.filename} ({spec.purpose}) not found",

@@ -258,3 +258,29 @@ def test_cli_augment_preview_and_errors(tmp_path: Path, rng: np.random.Generator
     assert not (tmp_path / "sheet").exists()
     assert main(["augment", str(tmp_path / "in")]) == 2  # no --out
     assert main(["augment", str(tmp_path / "in"), "--out", str(tmp_path / "x"), "--ops", "zoom"]) == 2
+
+
+def test_ctrl_c_stops_with_exit_130_keeps_finished_outputs_and_resumes(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import minerrestore.augment as augment
+
+    _write_faces(tmp_path / "in", 3, rng)
+    real_one = augment._augment_one
+    calls = []
+
+    def interrupted_on_the_second(job, workers: int = 1):
+        calls.append(job)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_one(job, workers=workers)
+
+    monkeypatch.setattr(augment, "_augment_one", interrupted_on_the_second)
+    args = ["augment", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--workers", "1", "-q"]
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "interrupted by Ctrl-C after 1 of 3" in err and "--skip-existing" in err and "Traceback" not in err
+    assert sorted(p.suffix for p in (tmp_path / "out").iterdir()) == [".png"] * 6  # one face done, no temp file
+    monkeypatch.setattr(augment, "_augment_one", real_one)
+    assert main([*args, "--skip-existing"]) == 0
+    assert len(list((tmp_path / "out").glob("*.png"))) == 18

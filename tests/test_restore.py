@@ -115,7 +115,7 @@ def test_model_file_roundtrip_and_errors(tiny_model: Path, tmp_path: Path, monke
     monkeypatch.delenv(weights.WEIGHTS_ENV, raising=False)
     with pytest.raises(WeightsError) as info:
         load_model("default")
-    assert "not present yet" in str(info.value) and "--model" in str(info.value)
+    assert "minerrestore_d128.safetensors" in str(info.value) and "reinstall" in info.value.hint
     with pytest.raises(WeightsError, match=r"GFPGANv1\.4\.pth"):
         load_model("gfpgan-v1.4")
 
@@ -311,7 +311,7 @@ def test_missing_default_model_is_a_usage_error(
     monkeypatch.delenv(weights.WEIGHTS_ENV, raising=False)
     assert _run([portraits, "--out", tmp_path / "out", "--device", "cpu", "-q"]) == 2
     err = capsys.readouterr().err
-    assert "not present yet" in err and "--model" in err
+    assert "minerrestore_d128.safetensors" in err and "reinstall minerrestore" in err
     assert not (tmp_path / "out" / "restored_imgs").exists()
 
 

@@ -23,6 +23,7 @@ from minerrestore.train import (
     FacePairs,
     IterationSampler,
     RunLayout,
+    export_checkpoint,
     load_checkpoint,
     plan_data,
     read_log,
@@ -116,6 +117,29 @@ def test_checkpoint_holds_the_whole_state_and_the_ema_model_restores(tiny_run: t
     with torch.no_grad():
         out = model.net(torch.zeros(1, 3, 64, 64)).image
     assert out.shape == (1, 3, 64, 64) and torch.isfinite(out).all()
+
+
+def test_export_writes_the_ema_of_a_checkpoint_mid_run_and_never_overwrites(
+    tiny_run: tuple[Path, float], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from minerrestore.restore import load_model
+
+    run_dir, _ = tiny_run
+    ema = load_checkpoint(RunLayout(run_dir).checkpoint(10))["modules"]["generator_ema"]
+    exported = export_checkpoint(RunLayout(run_dir).checkpoint(10), tmp_path / "iter10.safetensors")
+    for key, value in load_model(exported).net.state_dict().items():
+        torch.testing.assert_close(value, ema[key])
+    assert main(["export", str(run_dir), str(tmp_path / "half.safetensors"), "--half"]) == 0
+    latest = load_checkpoint(RunLayout(run_dir).checkpoint(20))["modules"]["generator_ema"]
+    half = load_model(tmp_path / "half.safetensors").net.state_dict()
+    for key, value in half.items():  # loaded back as float32, rounded to float16
+        assert value.dtype == torch.float32
+        torch.testing.assert_close(value, latest[key].half().float())
+    assert (tmp_path / "half.safetensors").stat().st_size < 0.6 * exported.stat().st_size
+    before = exported.read_bytes()
+    assert main(["export", str(run_dir), str(exported)]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err and exported.read_bytes() == before
+    assert main(["export", str(tmp_path), str(tmp_path / "none.safetensors")]) == 2
 
 
 def test_resume_from_iteration_10_reproduces_iterations_11_to_20(tiny_run: tuple[Path, float], tmp_path: Path) -> None:

@@ -65,3 +65,14 @@ def test_registered_checksums_hold_for_present_files() -> None:
     for name, spec in weights.REGISTRY.items():
         if spec.sha256 and weights.locate(name):
             assert weights.verify(name) is True, name
+
+
+def test_every_shipped_file_is_in_the_repository_with_its_checksum() -> None:
+    shipped = [spec for spec in weights.REGISTRY.values() if spec.source == "shipped"]
+    assert {"restorer.d128", "restorer.a128", "detector.yunet"} <= {spec.name for spec in shipped}
+    for spec in shipped:
+        path = weights.REPO_WEIGHTS_DIR / spec.filename
+        assert path.is_file(), f"{spec.filename} is registered as shipped but not in weights/"
+        if spec.name.startswith("restorer."):
+            assert path.stat().st_size <= 50 * 2**20, f"{spec.filename}: shipped restorers stay at most 50 MB"
+        assert spec.sha256 and weights.sha256_of(path) == spec.sha256, spec.filename

@@ -19,6 +19,7 @@ from minerrestore import __version__
 from minerrestore.cli.augment import augment_command
 from minerrestore.cli.degrade import degrade_command
 from minerrestore.cli.evaluate import evaluate_command
+from minerrestore.cli.export import export_command
 from minerrestore.cli.models import models_command
 from minerrestore.cli.restore import restore_command
 from minerrestore.cli.train import train_command
@@ -57,6 +58,7 @@ app.command("degrade")(degrade_command)
 app.command("train")(train_command)
 app.command("restore")(restore_command)
 app.command("evaluate")(evaluate_command)
+app.command("export")(export_command)
 app.command("models")(models_command)
 app.add_typer(weights_app, name="weights")
 

@@ -9,7 +9,7 @@ import typer
 
 from minerrestore.cli.options import DeviceOption, JsonOption, QuietOption, write_json_summary
 from minerrestore.errors import UsageError
-from minerrestore.evaluate import METRICS, evaluate, print_report
+from minerrestore.metrics import METRICS
 
 
 def evaluate_command(
@@ -52,6 +52,8 @@ def evaluate_command(
 
     The table (stdout) states the exact variant of every metric; notes go to stderr.
     """
+    from minerrestore.evaluate import evaluate, print_report
+
     if lpips_net not in ("alex", "vgg"):
         raise UsageError(f"--lpips-net {lpips_net!r} is not alex or vgg")
     report = evaluate(

@@ -8,12 +8,13 @@ Each option is an ``Annotated`` alias so that every command spells it the same w
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from minerrestore.batch import BatchReport
+from minerrestore.batch import BatchReport, stderr_console
 from minerrestore.device import default_workers
 from minerrestore.io import atomic_write_text
 
@@ -46,9 +47,17 @@ def write_json_summary(path: Path | None, data: Any) -> None:
         atomic_write_text(path, text + "\n")
 
 
-def finish(report: BatchReport, json_path: Path | None, quiet: bool, extra: dict[str, Any] | None = None) -> None:
-    """End a batch command: summary table, JSON summary, exit code (0 all done, 1 some failed)."""
+def finish(
+    report: BatchReport,
+    json_path: Path | None,
+    quiet: bool,
+    extra: dict[str, Any] | None = None,
+    written: Sequence[str] = (),
+) -> None:
+    """End a batch command: summary table, what was written, JSON summary, exit code (0 all done, 1 some failed)."""
     if not quiet:
         report.print_summary()
+        for line in written:
+            stderr_console.print(f"wrote {line}", highlight=False, soft_wrap=True)
     write_json_summary(json_path, {**report.to_dict(), **(extra or {})})
     raise typer.Exit(report.exit_code)

@@ -20,11 +20,12 @@ from minerrestore.face.detect import DETECTORS
 from minerrestore.restore import (
     DEFAULT_MODEL,
     DEFAULT_SAVE,
-    OFFICIAL_MODELS,
+    MODEL_NAMES,
     REPORT_NAME,
     SAVE_KINDS,
     Restorer,
     distributed_env,
+    parse_save,
     restore_paths,
 )
 
@@ -41,9 +42,7 @@ def restore_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (sub-folders per --save, report.json).")],
     model: Annotated[
         str,
-        typer.Option(
-            "--model", "-m", help=f"{DEFAULT_MODEL}, {', '.join(OFFICIAL_MODELS)}, a training run folder, or a file."
-        ),
+        typer.Option("--model", "-m", help=f"{', '.join(MODEL_NAMES)}, a training run folder, or a file."),
     ] = DEFAULT_MODEL,
     save: Annotated[
         str, typer.Option("--save", help=f"Comma-separated outputs among {','.join(SAVE_KINDS)}, or all.")
@@ -119,4 +118,10 @@ def restore_command(
         quiet=quiet,
     )
     rank, _ = distributed_env()
-    finish(report, json_path if rank == 0 else None, quiet, {"out": str(out), "report": str(out / REPORT_NAME)})
+    finish(
+        report,
+        json_path if rank == 0 else None,
+        quiet,
+        {"out": str(out), "report": str(out / REPORT_NAME)},
+        written=[*(f"{out / kind}/" for kind in parse_save(save) if (out / kind).is_dir()), str(out / REPORT_NAME)],
+    )

@@ -8,9 +8,7 @@ from typing import Annotated
 import typer
 
 from minerrestore.cli.options import JsonOption, QuietOption, write_json_summary
-
-EXIT_INTERRUPTED = 130
-"""Exit code after Ctrl-C or SIGTERM (the run was checkpointed; continue it with --resume)."""
+from minerrestore.errors import EXIT_INTERRUPTED
 
 
 def train_command(

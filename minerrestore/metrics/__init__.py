@@ -10,31 +10,38 @@ runs them over folders.
 
 from __future__ import annotations
 
-from minerrestore.metrics.fid import (
-    FeatureStatistics,
-    frechet_distance,
-    inception_features,
-    load_inception,
-)
-from minerrestore.metrics.identity import face_crops, face_embeddings, identity_similarity
-from minerrestore.metrics.lpips import LPIPS, VGG16Features, load_lpips, load_vgg16_features, lpips_distance
-from minerrestore.metrics.niqe import niqe_score
-from minerrestore.metrics.psnr_ssim import psnr, ssim
+import importlib
+from typing import Any
 
-__all__ = [
-    "LPIPS",
-    "FeatureStatistics",
-    "VGG16Features",
-    "face_crops",
-    "face_embeddings",
-    "frechet_distance",
-    "identity_similarity",
-    "inception_features",
-    "load_inception",
-    "load_lpips",
-    "load_vgg16_features",
-    "lpips_distance",
-    "niqe_score",
-    "psnr",
-    "ssim",
-]
+METRICS = ("psnr", "ssim", "lpips", "fid", "niqe", "identity")
+"""Metric names accepted by ``minerrestore evaluate --metrics``."""
+FULL_REFERENCE = ("psnr", "ssim", "lpips", "identity")
+"""Metrics that need the ground truth."""
+
+_EXPORTS = {
+    "FeatureStatistics": "fid",
+    "frechet_distance": "fid",
+    "inception_features": "fid",
+    "load_inception": "fid",
+    "face_crops": "identity",
+    "face_embeddings": "identity",
+    "identity_similarity": "identity",
+    "LPIPS": "lpips",
+    "VGG16Features": "lpips",
+    "load_lpips": "lpips",
+    "load_vgg16_features": "lpips",
+    "lpips_distance": "lpips",
+    "niqe_score": "niqe",
+    "psnr": "psnr_ssim",
+    "ssim": "psnr_ssim",
+}
+"""Public functions -> their submodule, imported on first use (torch loads only when needed)."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"minerrestore.metrics.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["FULL_REFERENCE", "METRICS", *sorted(_EXPORTS)]

@@ -1,0 +1,20 @@
+"""``minerrestore export``: a training checkpoint's EMA generator as a restorer file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def export_command(
+    source: Annotated[Path, typer.Argument(help="A training run folder (its latest checkpoint) or a checkpoint .pt.")],
+    out: Annotated[Path, typer.Argument(help="The .safetensors file to write (never overwritten).")],
+    half: Annotated[bool, typer.Option("--half", help="Store float16 weights (half the size).")] = False,
+) -> None:
+    """Export the EMA generator of a checkpoint for `minerrestore restore --model FILE`, mid-run or after."""
+    from minerrestore.train import export_checkpoint
+
+    path = export_checkpoint(source, out, half=half)
+    typer.echo(f"wrote {path}")

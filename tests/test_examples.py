@@ -1,0 +1,46 @@
+"""The README's main line: the shipped default model restores every file of examples/, offline."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from minerrestore.cli import main
+from minerrestore.io import list_images
+from minerrestore.restore import load_model
+from tests.conftest import REPO_ROOT
+
+EXAMPLES = REPO_ROOT / "examples"
+MAIN_LINE = (
+    "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/minerrestore restore examples/ --out restored/"
+)
+
+
+def test_readme_main_line_restores_the_examples() -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    first_command = next(line for line in readme.splitlines() if line.startswith("python3 -m venv"))
+    assert first_command == MAIN_LINE
+
+
+def test_default_model_is_the_shipped_scheme_d_at_128_px() -> None:
+    model = load_model("default")
+    assert model.path.parent == REPO_ROOT / "weights" and model.path.name == "minerrestore_d128.safetensors"
+    assert (model.config.removal, model.config.modulation, model.config.out_size) == ("unetpp", "se-cssft", 128)
+    assert (load_model("a128").config.removal, load_model("a128").config.modulation) == ("unet", "cs-sft")
+
+
+def test_default_model_restores_every_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inputs = list_images(EXAMPLES)
+    digests = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in inputs}
+    out = tmp_path / "restored"
+    assert main(["restore", str(EXAMPLES), "--out", str(out), "--device", "cpu"]) == 0
+    assert "restored_imgs" in capsys.readouterr().err  # the summary shows where the results went
+    assert sorted(p.name for p in (out / "restored_imgs").iterdir()) == sorted(p.name for p in inputs)
+    report = json.loads((out / "report.json").read_text())
+    assert report["done"] == len(inputs) == 6 and report["model"]["config"]["removal"] == "unetpp"
+    faces = {Path(item["item"]).name: len(item["info"]["faces"]) for item in report["items"]}
+    assert faces["Solvay_conference_1927_pit.png"] >= 25 and all(count >= 1 for count in faces.values()), faces
+    assert {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in inputs} == digests
