@@ -31,8 +31,9 @@ from pathlib import Path
 
 import cv2
 
+from minerrestore.augment import read_manifest
 from minerrestore.baselines import classical_restore
-from minerrestore.degrade import apply_degradation
+from minerrestore.degrade import DEGRADE_MANIFEST, apply_degradation
 from minerrestore.io import list_images, read_image, write_image
 from minerrestore.train import split_names
 
@@ -63,7 +64,7 @@ def link_or_copy(source: Path, destination: Path) -> None:
 
 def validation_folder(faces: Path, out: Path) -> Path:
     """OUT/validation_faces: links to the held-out faces (the trainer's sorted-name split)."""
-    _, held_out = split_names(sorted(list_images(faces)), VAL_FRACTION)
+    _, held_out = split_names(list_images(faces), VAL_FRACTION)
     folder = out / "validation_faces"
     folder.mkdir(parents=True, exist_ok=True)
     for path in held_out:
@@ -78,9 +79,7 @@ def baselines(preset_dir: Path) -> list[Path]:
     folders = [methods / name for name in ("degraded_input", "plain_resize", "classical")]
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
-    with open(preset_dir / "degrade_manifest.jsonl", encoding="utf-8") as manifest:
-        rows = [json.loads(line) for line in manifest if line.strip()]
-    for row in rows:
+    for row in read_manifest(preset_dir / DEGRADE_MANIFEST):
         name = Path(row["lq"]).name
         lq_path, gt_path = preset_dir / row["lq"], preset_dir / row["gt"]
         grey = "grey" in row["params"]
@@ -137,7 +136,7 @@ def main() -> None:
     ]
     for size, preset in ((size, preset) for size in args.size or SIZES for preset in PRESETS):
         preset_dir = args.out / f"{preset}_{size}"
-        if not (preset_dir / "degrade_manifest.jsonl").exists():
+        if not (preset_dir / DEGRADE_MANIFEST).exists():
             run([*CLI, "degrade", str(faces), "--out", str(preset_dir), "--preset", preset, "--size", str(size),
                  "--seed", str(SEED), "--quiet"])  # fmt: skip
         folders = baselines(preset_dir)

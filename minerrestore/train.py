@@ -1375,10 +1375,7 @@ class Trainer:
 
     def export_ema(self) -> Path:
         """Save the EMA generator for ``minerrestore restore --model RUN_DIR`` (architecture in the metadata)."""
-        from minerrestore.archs.checkpoints import save_restorer
-
-        metadata = {"iteration": str(self.iteration), "config": json.dumps(config_to_dict(self.config))}
-        return save_restorer(self.layout.ema_export, self.nets.ema, metadata)
+        return _save_generator(self.layout.ema_export, self.nets.ema, self.iteration, self.config)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -1412,15 +1409,14 @@ def export_checkpoint(source: str | Path, out: str | Path, half: bool = False) -
     """
     import yaml
 
-    from minerrestore.archs.checkpoints import save_restorer
-
     source, out = Path(source), Path(out)
     if out.exists():
         raise UsageError(f"{out} exists: refusing to overwrite it", hint="choose another output file")
     if source.is_dir():
-        checkpoints = RunLayout(source).list_checkpoints()
+        layout = RunLayout(source)
+        checkpoints = layout.list_checkpoints()
         if not checkpoints:
-            raise UsageError(f"{source}: no checkpoint in {RunLayout(source).checkpoints}")
+            raise UsageError(f"{source}: no checkpoint in {layout.checkpoints}")
         source = checkpoints[-1][1]
     state = load_checkpoint(source)
     config = from_dict(yaml.safe_load(state["config"]))
@@ -1428,8 +1424,15 @@ def export_checkpoint(source: str | Path, out: str | Path, half: bool = False) -
     generator.load_state_dict(state["modules"]["generator_ema"])
     if half:
         generator.half()
-    metadata = {"iteration": str(state["iteration"]), "config": json.dumps(config_to_dict(config))}
-    return save_restorer(out, generator, metadata)
+    return _save_generator(out, generator, int(state["iteration"]), config)
+
+
+def _save_generator(path: Path, generator: nn.Module, iteration: int, config: Config) -> Path:
+    """A restorer file with the run's iteration and config in its metadata (``restore --model`` loads it)."""
+    from minerrestore.archs.checkpoints import save_restorer
+
+    metadata = {"iteration": str(iteration), "config": json.dumps(config_to_dict(config))}
+    return save_restorer(path, generator, metadata)
 
 
 # =============================================================================================
