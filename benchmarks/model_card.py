@@ -11,7 +11,12 @@ For each preset it runs, as a user would:
    restoration (:func:`minerrestore.baselines.classical_restore`: non-local means plus unsharp mask);
 3. ``minerrestore restore --aligned --upscale 1`` with each model (float32);
 4. ``minerrestore evaluate --compare`` (PSNR, SSIM, LPIPS-Alex, NIQE, identity), whose table is
-   the model card's; the exact command is printed, so anyone can reproduce it from OUT.
+   the model card's; the exact command is printed, so anyone can reproduce it from OUT;
+5. when ``dlib`` is installed (``pip install dlib-bin face-recognition-models``, not a dependency
+   of minerrestore), an independent identity check: the mean distance of dlib's ResNet face
+   descriptors to the ground truth's (dlib calls two faces the same person below 0.6). The
+   identity column of step 4 uses MobileFaceNet, the network of the training's identity loss,
+   which flatters the models; dlib's network never took part in training.
 
     python benchmarks/model_card.py --model scheme_D=default --model scheme_A=weights/minerrestore_a128.safetensors
 
@@ -28,8 +33,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
+import numpy as np
 
 from minerrestore.augment import read_manifest
 from minerrestore.baselines import classical_restore
@@ -106,13 +113,70 @@ def restore_with(model: str, name: str, preset_dir: Path) -> Path:
     return target
 
 
-def markdown_rows(summary: dict, label: str) -> list[str]:
+class DlibIdentity:
+    """dlib's ResNet face descriptor distance to the ground truth, with the ground truth's landmarks.
+
+    Both faces of a pair are described at the ground truth's 5 landmarks (found by dlib's HOG
+    detector and 5-point predictor on the ground truth, enlarged to 256 px), so a restoration
+    is judged on its content, not on where a detector finds its eyes.
+    """
+
+    SIZE = 256
+
+    def __init__(self) -> None:
+        import importlib.util
+
+        import dlib
+
+        spec = importlib.util.find_spec("face_recognition_models")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("face_recognition_models is not installed")
+        models = Path(next(iter(spec.submodule_search_locations))) / "models"
+        self.dlib = dlib
+        self.detector = dlib.get_frontal_face_detector()
+        self.landmarks = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
+        self.descriptor = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
+
+    def _image(self, path: Path) -> np.ndarray:
+        rgb = read_image(path).rgb
+        return np.ascontiguousarray(cv2.resize(rgb, (self.SIZE, self.SIZE), interpolation=cv2.INTER_CUBIC))
+
+    def _describe(self, image: np.ndarray, shape: Any) -> np.ndarray:
+        return np.asarray(self.descriptor.compute_face_descriptor(image, shape))
+
+    def distances(self, gt_dir: Path, folders: list[Path]) -> dict[str, float]:
+        """Mean descriptor distance of each folder's faces (same names as ``gt_dir``) to the ground truth."""
+        totals = dict.fromkeys((folder.name for folder in folders), 0.0)
+        names = [path.name for path in list_images(gt_dir)]
+        for name in names:
+            gt = self._image(gt_dir / name)
+            found = self.detector(gt, 0)
+            box = max(found, key=lambda rect: rect.area()) if len(found) else self.dlib.rectangle(56, 72, 200, 220)
+            shape = self.landmarks(gt, box)
+            reference = self._describe(gt, shape)
+            for folder in folders:
+                restored = self._describe(self._image(folder / name), shape)
+                totals[folder.name] += float(np.linalg.norm(restored - reference))
+        return {method: total / len(names) for method, total in totals.items()}
+
+
+def dlib_identity() -> DlibIdentity | None:
+    """The independent identity check, or None (with a hint) when dlib is not installed."""
+    try:
+        return DlibIdentity()
+    except ImportError:
+        print("dlib column skipped: pip install dlib-bin face-recognition-models", flush=True)
+        return None
+
+
+def markdown_rows(summary: dict, label: str, dlib_distances: dict[str, float] | None) -> list[str]:
     """One markdown table row per method of an ``evaluate --json`` document."""
     keys = [("psnr", 2), ("ssim", 4), ("lpips", 4), ("niqe", 3), ("identity_cos", 4)]
     rows = []
     for method in summary["methods"]:
         means = [method["summary"][key]["mean"] for key, _ in keys]
         cells = ["n/a" if mean is None else f"{mean:.{digits}f}" for mean, (_, digits) in zip(means, keys, strict=True)]
+        cells.append("n/a" if dlib_distances is None else f"{dlib_distances[method['method']]:.4f}")
         rows.append(f"| {label} | {method['method']} | " + " | ".join(cells) + " |")
     return rows
 
@@ -130,9 +194,10 @@ def main() -> None:
     args = parser.parse_args()
     models = [item.split("=", 1) for item in args.model or ["scheme_D=default"]]
     faces = validation_folder(args.faces, args.out)
+    independent = dlib_identity()
     table = [
-        "| preset @ size | method | PSNR ↑ | SSIM ↑ | LPIPS ↓ | NIQE ↓ | identity cos ↑ |",
-        "|---|---|---|---|---|---|---|",
+        "| preset @ size | method | PSNR ↑ | SSIM ↑ | LPIPS ↓ | NIQE ↓ | identity cos ↑ | dlib dist ↓ |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for size, preset in ((size, preset) for size in args.size or SIZES for preset in PRESETS):
         preset_dir = args.out / f"{preset}_{size}"
@@ -146,7 +211,8 @@ def main() -> None:
         compare = [argument for folder in others for argument in ("--compare", str(folder))]
         run([*CLI, "evaluate", str(first), "--gt", str(preset_dir / "gt"), *compare, "--metrics", METRICS,
              "--json", str(report)])  # fmt: skip
-        table += markdown_rows(json.loads(report.read_text(encoding="utf-8")), f"{preset} @ {size}")
+        distances = None if independent is None else independent.distances(preset_dir / "gt", folders)
+        table += markdown_rows(json.loads(report.read_text(encoding="utf-8")), f"{preset} @ {size}", distances)
     (args.out / "table.md").write_text("\n".join(table) + "\n", encoding="utf-8")
     print("\n".join(table))
 

@@ -34,6 +34,7 @@ EMA_DECAY_GFPGAN = 0.5 ** (32 / 10000)
 
 PerceptualBackbone = Literal["auto", "vgg19", "vgg16_lpips"]
 IdentityNetwork = Literal["auto", "arcface", "mobilefacenet", "none"]
+IdentityDistance = Literal["l1", "cosine"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,10 @@ class ModelConfig:
             null starts from random weights.
         init: a restorer checkpoint to start from (fine-tuning); null = none.
         freeze_decoder: keep the StyleGAN2 decoder fixed (the SE, SFT and removal parameters train).
+        zero_constant_input: set StyleGAN2's learned 4 x 4 input to zero and keep it there. Without a
+            pretrained prior the constant learns the training set's average face, which the decoder
+            then paints over every input (weights/MODEL_CARD.md); at zero, the face's layout comes from
+            the removal network's conditions alone.
         discriminator_narrow: channel scale of the StyleGAN2 and facial-component discriminators.
     """
 
@@ -94,6 +99,7 @@ class ModelConfig:
     prior: str | None = "stylegan2.ffhq512_cmul1"
     init: str | None = None
     freeze_decoder: bool = True
+    zero_constant_input: bool = False
     discriminator_narrow: float = 1.0
 
 
@@ -113,8 +119,10 @@ class LossConfig:
         component_gan: facial-component (eyes, mouth) discriminator losses.
         component_style: Gram style loss on component-discriminator features.
         eye_enlarge: eye boxes are enlarged by this factor (GFP-GAN: 1.4).
-        identity: L1 between identity embeddings of output and ground truth.
+        identity: distance between identity embeddings of output and ground truth.
         identity_network: ``arcface`` (user file), ``mobilefacenet`` (shipped) or ``auto``.
+        identity_distance: ``l1`` between raw embeddings (GFP-GAN) or ``cosine`` (1 - cosine
+            similarity, the quantity the identity metric reports).
         pyramid: L1 on the removal network's intermediate RGB images.
         pyramid_until: the pyramid loss is dropped after this iteration (paper setup: 50k).
     """
@@ -131,6 +139,7 @@ class LossConfig:
     eye_enlarge: float = 1.4
     identity: float = 10.0
     identity_network: IdentityNetwork = "auto"
+    identity_distance: IdentityDistance = "l1"
     pyramid: float = 1.0
     pyramid_until: int = 50_000
 

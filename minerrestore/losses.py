@@ -10,7 +10,7 @@
 - facial components: eye and mouth boxes derived from the 5 landmarks
   (:func:`component_boxes`), cropped with ``roi_align`` (:func:`crop_components`), and a Gram
   style loss on the component discriminators' features (:func:`component_style_loss`).
-- identity: :class:`IdentityLoss`, L1 between face embeddings (ArcFace ResNet-18 as GFP-GAN,
+- identity: :class:`IdentityLoss`, L1 (GFP-GAN) or 1 - cosine between face embeddings (ArcFace ResNet-18 as GFP-GAN,
   or the shipped MobileFaceNet on the face warped to its ArcFace-template crop, as the
   identity metric does).
 - pyramid: :func:`pyramid_l1` on the removal network's intermediate RGB images.
@@ -356,28 +356,40 @@ def affine_grid_for(affine: np.ndarray, in_size: int, out_size: int) -> Tensor:
 
 
 class IdentityLoss(nn.Module):
-    """L1 between identity embeddings of restored and ground-truth faces (GFP-GAN's identity loss).
+    """Distance between identity embeddings of restored and ground-truth faces.
+
+    ``l1`` is GFP-GAN's identity loss (mean absolute difference of the raw embeddings);
+    ``cosine`` is 1 - cosine similarity, the quantity the identity metric reports.
 
     Args:
         network: frozen embedding network.
         preprocess: maps (B, 3, S, S) FFHQ-aligned RGB in [-1, 1] to the network's input.
         name: which network (shown in logs).
+        distance: ``l1`` or ``cosine``.
     """
 
-    def __init__(self, network: nn.Module, preprocess: Callable[[Tensor], Tensor], name: str) -> None:
+    def __init__(
+        self, network: nn.Module, preprocess: Callable[[Tensor], Tensor], name: str, distance: str = "l1"
+    ) -> None:
         super().__init__()
+        if distance not in ("l1", "cosine"):
+            raise ValueError(f"identity distance must be l1 or cosine, not {distance!r}")
         self.network = network
         self.preprocess = preprocess
         self.name = name
+        self.distance = distance
 
     def forward(self, output: Tensor, target: Tensor) -> Tensor:
-        """Mean absolute difference of the embeddings (a scalar); no gradient flows to ``target``."""
+        """The batch-mean distance (a scalar); no gradient flows to ``target``."""
         with torch.no_grad():
             real = self.network(self.preprocess(target.detach()))
-        return F.l1_loss(self.network(self.preprocess(output)), real)
+        fake = self.network(self.preprocess(output))
+        if self.distance == "cosine":
+            return 1 - F.cosine_similarity(fake, real, dim=1).mean()
+        return F.l1_loss(fake, real)
 
     def extra_repr(self) -> str:
-        return f"name={self.name}"
+        return f"name={self.name}, distance={self.distance}"
 
 
 class ArcFaceCrop(nn.Module):
@@ -433,12 +445,13 @@ def create_perceptual_loss(backbone: str = "auto") -> PerceptualLoss:
     return PerceptualLoss(load_vgg16_features(tuple(VGG16_LAYER_WEIGHTS)), VGG16_LAYER_WEIGHTS, "vgg16_lpips")
 
 
-def create_identity_loss(network: str, face_size: int) -> IdentityLoss:
+def create_identity_loss(network: str, face_size: int, distance: str = "l1") -> IdentityLoss:
     """The identity loss with ``arcface`` (user file), ``mobilefacenet`` (shipped) or ``auto``.
 
     Args:
         network: which embedding network.
         face_size: side of the FFHQ-aligned faces the loss sees.
+        distance: ``l1`` (GFP-GAN) or ``cosine`` (see :class:`IdentityLoss`).
 
     Raises:
         WeightsError: the chosen network's file is missing.
@@ -447,8 +460,8 @@ def create_identity_loss(network: str, face_size: int) -> IdentityLoss:
     from minerrestore.weights import locate
 
     if network == "arcface" or (network == "auto" and locate("identity.arcface_resnet18") is not None):
-        return IdentityLoss(load_arcface_resnet18(), arcface_input, "arcface_resnet18")
-    return IdentityLoss(load_mobilefacenet(), ArcFaceCrop(face_size), "mobilefacenet")
+        return IdentityLoss(load_arcface_resnet18(), arcface_input, "arcface_resnet18", distance)
+    return IdentityLoss(load_mobilefacenet(), ArcFaceCrop(face_size), "mobilefacenet", distance)
 
 
 def create_lpips_metric(device: torch.device | str = "cpu") -> tuple[Callable[[Tensor, Tensor], Tensor] | None, str]:

@@ -688,8 +688,8 @@ def check_weights(config: Config) -> None:
     for name in required_weights(config):
         if name in REGISTRY:
             find_weight(name)
-        elif not Path(name).expanduser().is_file():
-            raise UsageError(f"weight file {name} (named in the config) does not exist")
+        elif not _weight_path(name).is_file():
+            raise UsageError(f"weight file {_weight_path(name)} (named in the config) does not exist")
 
 
 def _weight_path(name: str) -> Path:
@@ -731,6 +731,12 @@ def build_generator(config: Config) -> tuple[nn.Module, list[str]]:
         )
     if model.freeze_decoder:
         generator.stylegan_decoder.requires_grad_(False)  # modulation, SE and removal layers stay trainable
+    if model.zero_constant_input:
+        constant = generator.stylegan_decoder.constant_input.weight
+        constant.requires_grad_(False)
+        with torch.no_grad():
+            constant.zero_()
+        notes.append("StyleGAN2 constant input fixed at zero")
     return generator, notes
 
 
@@ -757,7 +763,8 @@ def build_networks(config: Config, device: torch.device) -> Networks:
         perceptual = L.create_perceptual_loss(losses.perceptual_backbone).to(device)
     identity = None
     if losses.identity > 0 and losses.identity_network != "none":
-        identity = L.create_identity_loss(losses.identity_network, model.out_size).to(device)
+        identity = L.create_identity_loss(losses.identity_network, model.out_size, losses.identity_distance)
+        identity = identity.to(device)
     return Networks(generator, ema, discriminator, components, perceptual, identity, notes)
 
 
@@ -1418,6 +1425,11 @@ def export_checkpoint(source: str | Path, out: str | Path, half: bool = False) -
         if not checkpoints:
             raise UsageError(f"{source}: no checkpoint in {layout.checkpoints}")
         source = checkpoints[-1][1]
+    elif not source.is_file():
+        raise UsageError(
+            f"{source}: no such training checkpoint or run folder",
+            hint="give a run folder (train.out_dir) or one of its checkpoints/iter_*.pt",
+        )
     state = load_checkpoint(source)
     config = from_dict(yaml.safe_load(state["config"]))
     generator = _create_generator(config.model)
@@ -1468,15 +1480,32 @@ def _open_run(config: Config, resume: bool, overrides: Sequence[str]) -> tuple[C
         return config, None, notes
     if not layout.config.is_file():
         raise UsageError(f"--resume: {root} holds no run (no config.yml)", hint="drop --resume to start a new run")
-    saved = replace(load_config(layout.config), [*overrides, f"train.out_dir={json.dumps(str(root))}"])
+    original = load_config(layout.config)
+    saved = replace(original, [*overrides, f"train.out_dir={json.dumps(str(root))}"])
     changed = _differences(config_to_dict(saved), config_to_dict(config))
     if changed:
         notes.append("resuming with the run's saved config; the given config differs in: " + ", ".join(changed))
+    frozen = [
+        name
+        for name in _differences(config_to_dict(original.optim), config_to_dict(saved.optim), "optim.")
+        if name.split(".")[-1] in RESUMED_OPTIMISER_SETTINGS
+    ]
+    if frozen:
+        notes.append(
+            f"{', '.join(frozen)} changed, but a resumed run keeps the learning rates, betas and "
+            "schedule saved in its checkpoint: start a new run (model.init=...) to change them"
+        )
     checkpoints = layout.list_checkpoints()
     if not checkpoints:
         notes.append(f"no checkpoint in {layout.checkpoints}: starting the run again from iteration 0")
         return saved, None, notes
     return saved, checkpoints[-1][1], notes
+
+
+RESUMED_OPTIMISER_SETTINGS = frozenset(
+    {"lr_g", "lr_d", "lr_components", "betas_g", "betas_d", "betas_components", "milestones", "gamma"}
+)
+"""``optim`` settings that live in the optimiser and scheduler states, so a resume restores them."""
 
 
 def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -1556,7 +1585,7 @@ def train(
 
     Args:
         config: a :class:`~minerrestore.config.Config`, a YAML file, or a shipped config name
-            (``tiny``, ``default128``, ``paper512_a`` ... ``paper512_g``).
+            (``tiny``, ``default128``, ``default128_stage2``, ``paper512_a`` ... ``paper512_g``).
         resume: continue the run in ``train.out_dir`` from its latest checkpoint (with its
             saved config); without it the folder must be new or empty.
         overrides: ``key.path=value`` settings applied on top (also when resuming).

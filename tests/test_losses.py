@@ -176,3 +176,17 @@ def test_arcface_crop_equals_the_identity_metric_crop(size: int) -> None:
     affine = ffhq_to_arcface(size, size)  # the FFHQ eyes land on the ArcFace template's eyes
     eyes = template_for(size)[:2] @ affine[:, :2].T + affine[:, 2]
     np.testing.assert_allclose(eyes, ARCFACE_TEMPLATE_112[:2], atol=1.5)
+
+
+def test_cosine_identity_loss_is_one_minus_the_embedding_cosine() -> None:
+    identity = L.create_identity_loss("mobilefacenet", 64, distance="cosine")
+    assert identity.distance == "cosine" and "cosine" in repr(identity)
+    faces = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    other = faces.flip(0)
+    assert abs(identity(faces, faces).item()) < 1e-5
+    with torch.no_grad():
+        first, second = (identity.network(identity.preprocess(x)) for x in (faces, other))
+    expected = 1 - torch.nn.functional.cosine_similarity(first, second, dim=1).mean()
+    assert identity(faces, other).item() == pytest.approx(expected.item(), abs=1e-5)
+    with pytest.raises(ValueError, match="l1 or cosine"):
+        L.IdentityLoss(identity.network, identity.preprocess, "x", distance="l2")

@@ -140,6 +140,10 @@ def test_export_writes_the_ema_of_a_checkpoint_mid_run_and_never_overwrites(
     assert main(["export", str(run_dir), str(exported)]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err and exported.read_bytes() == before
     assert main(["export", str(tmp_path), str(tmp_path / "none.safetensors")]) == 2
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "missing.pt"), str(tmp_path / "none.safetensors")]) == 2
+    assert "no such training checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "none.safetensors").exists()
 
 
 def test_resume_from_iteration_10_reproduces_iterations_11_to_20(tiny_run: tuple[Path, float], tmp_path: Path) -> None:
@@ -156,6 +160,18 @@ def test_resume_from_iteration_10_reproduces_iterations_11_to_20(tiny_run: tuple
         for name, value in uninterrupted[iteration].items():
             if name.startswith(("g_", "d_")):
                 assert resumed[iteration][name] == pytest.approx(value, abs=1e-5), (iteration, name)
+
+
+def test_resume_says_that_optimiser_settings_stay_those_of_the_checkpoint(tiny_run: tuple[Path, float]) -> None:
+    from minerrestore.train import _open_run
+
+    run_dir, _ = tiny_run
+    config = load_config(run_dir / "config.yml")
+    _, _, notes = _open_run(config, True, ["optim.lr_g=1e-5", "losses.l1=3"])
+    assert any("optim.lr_g changed" in note and "model.init" in note for note in notes)
+    assert not any("losses.l1 changed" in note for note in notes)  # loss weights do apply on resume
+    _, _, notes = _open_run(config, True, ["losses.l1=3"])
+    assert not any("changed, but" in note for note in notes)
 
 
 def test_a_run_folder_is_never_overwritten(tiny_run: tuple[Path, float]) -> None:
@@ -243,3 +259,21 @@ def test_face_pairs_are_deterministic_and_flip_the_boxes(faces: Path) -> None:
     assert any(flips) and not all(flips)
     straight, mirrored = dataset.boxes[0]
     np.testing.assert_allclose(mirrored[0, [0, 2]], 64 - straight[1, [2, 0]], atol=1e-4)  # eyes swap sides
+
+
+def test_zero_constant_input_fine_tunes_with_the_constant_kept_at_zero(
+    tiny_run: tuple[Path, float], faces: Path, tmp_path: Path
+) -> None:
+    run_dir, _ = tiny_run
+    out_dir = tmp_path / "stage2"
+    extra = [f"model.init={run_dir}", "model.zero_constant_input=true", "train.iterations=3", "log.val_every=0"]
+    train("tiny", overrides=_settings(faces, out_dir, *extra), quiet=True)
+    state = load_checkpoint(out_dir / "checkpoints" / "iter_00000003.pt")
+    initial = load_checkpoint(run_dir / "checkpoints" / "iter_00000020.pt")["modules"]["generator_ema"]
+    key = "stylegan_decoder.constant_input.weight"
+    assert initial[key].abs().sum() > 0
+    for module in ("generator", "generator_ema"):
+        weights = state["modules"][module]
+        assert weights[key].abs().sum() == 0, module
+    trained = state["modules"]["generator"]
+    assert any(not torch.equal(initial[name], trained[name]) for name in initial if name != key)
