@@ -87,8 +87,9 @@ class ModelConfig:
         freeze_decoder: keep the StyleGAN2 decoder fixed (the SE, SFT and removal parameters train).
         zero_constant_input: set StyleGAN2's learned 4 x 4 input to zero and keep it there. Without a
             pretrained prior the constant learns the training set's average face, which the decoder
-            then paints over every input (weights/MODEL_CARD.md); at zero, the face's layout comes from
-            the removal network's conditions alone.
+            then paints over every input. The shipped models were zeroed at export instead
+            (``minerrestore export --zero-constant-input``): fine-tuning them with this option
+            re-learned the template within 600 iterations (weights/MODEL_CARD.md).
         discriminator_narrow: channel scale of the StyleGAN2 and facial-component discriminators.
     """
 

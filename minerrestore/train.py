@@ -1400,7 +1400,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def export_checkpoint(source: str | Path, out: str | Path, half: bool = False) -> Path:
+def export_checkpoint(
+    source: str | Path, out: str | Path, half: bool = False, zero_constant_input: bool = False
+) -> Path:
     """Save the EMA generator of a training checkpoint (or a run's latest) as a restorer file.
 
     The file is what ``minerrestore restore --model FILE`` loads; it records the iteration and
@@ -1410,6 +1412,9 @@ def export_checkpoint(source: str | Path, out: str | Path, half: bool = False) -
         source: a checkpoint ``.pt`` or a run folder (its latest checkpoint is used).
         out: the ``.safetensors`` file to write.
         half: store float16 tensors (half the size; loaded back as float32).
+        zero_constant_input: set StyleGAN2's learned 4 x 4 constant input to zero (recorded in the
+            metadata as ``model.zero_constant_input``). A decoder trained without a prior learns
+            an average face there and paints it over every input (weights/MODEL_CARD.md).
 
     Raises:
         UsageError: no checkpoint at ``source``, or ``out`` exists.
@@ -1434,6 +1439,10 @@ def export_checkpoint(source: str | Path, out: str | Path, half: bool = False) -
     config = from_dict(yaml.safe_load(state["config"]))
     generator = _create_generator(config.model)
     generator.load_state_dict(state["modules"]["generator_ema"])
+    if zero_constant_input:
+        with torch.no_grad():
+            generator.stylegan_decoder.constant_input.weight.zero_()
+        config = replace(config, ["model.zero_constant_input=true"])
     if half:
         generator.half()
     return _save_generator(out, generator, int(state["iteration"]), config)
@@ -1585,7 +1594,7 @@ def train(
 
     Args:
         config: a :class:`~minerrestore.config.Config`, a YAML file, or a shipped config name
-            (``tiny``, ``default128``, ``default128_stage2``, ``paper512_a`` ... ``paper512_g``).
+            (``tiny``, ``default128``, ``paper512_a`` ... ``paper512_g``).
         resume: continue the run in ``train.out_dir`` from its latest checkpoint (with its
             saved config); without it the folder must be new or empty.
         overrides: ``key.path=value`` settings applied on top (also when resuming).

@@ -65,7 +65,7 @@ _SPECS: tuple[WeightSpec, ...] = (
         purpose="the default restorer: scheme D (UNet++ + SE-CSSFT), 128 px (weights/MODEL_CARD.md)",
         license="MIT (minerrestore; trained on public-domain portraits)",
         url="shipped: weights/ of the minerrestore repository (no download)",
-        sha256="3ec739bb56a3287a7fbe4b6bd156ec509deb99a0580c6253ee7888071110002e",
+        sha256="579600b184628fcf9e14eeb6d4a9c04b340c0a81a4ae0686248199090fddb56f",
         source="shipped",
     ),
     WeightSpec(
@@ -74,7 +74,7 @@ _SPECS: tuple[WeightSpec, ...] = (
         purpose="scheme A (GFP-GAN's UNet + CS-SFT) trained like the default: the ablation baseline",
         license="MIT (minerrestore; trained on public-domain portraits)",
         url="shipped: weights/ of the minerrestore repository (no download)",
-        sha256="2df4bc901aeee7210d0a3962bc7076bbd12623e8ec49a3f5da05db8783b9bec2",
+        sha256="e43444eaa25ff9425abf1f6368c035d28e45490c87d3054f9523853dbb8fdf52",
         source="shipped",
     ),
     WeightSpec(

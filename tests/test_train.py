@@ -140,6 +140,17 @@ def test_export_writes_the_ema_of_a_checkpoint_mid_run_and_never_overwrites(
     assert main(["export", str(run_dir), str(exported)]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err and exported.read_bytes() == before
     assert main(["export", str(tmp_path), str(tmp_path / "none.safetensors")]) == 2
+    zeroed = tmp_path / "zeroed.safetensors"
+    assert main(["export", str(run_dir), str(zeroed), "--zero-constant-input"]) == 0
+    model = load_model(zeroed)
+    weights = model.net.state_dict()
+    assert weights["stylegan_decoder.constant_input.weight"].abs().sum() == 0
+    assert latest["stylegan_decoder.constant_input.weight"].abs().sum() > 0
+    torch.testing.assert_close(weights["removal.conv_body_first.weight"], latest["removal.conv_body_first.weight"])
+    from safetensors import safe_open
+
+    with safe_open(str(zeroed), "pt") as handle:
+        assert json.loads(handle.metadata()["config"])["model"]["zero_constant_input"] is True
     capsys.readouterr()
     assert main(["export", str(tmp_path / "missing.pt"), str(tmp_path / "none.safetensors")]) == 2
     assert "no such training checkpoint" in capsys.readouterr().err

@@ -12,9 +12,17 @@ def export_command(
     source: Annotated[Path, typer.Argument(help="A training run folder (its latest checkpoint) or a checkpoint .pt.")],
     out: Annotated[Path, typer.Argument(help="The .safetensors file to write (never overwritten).")],
     half: Annotated[bool, typer.Option("--half", help="Store float16 weights (half the size).")] = False,
+    zero_constant_input: Annotated[
+        bool,
+        typer.Option(
+            "--zero-constant-input",
+            help="Set StyleGAN2's learned constant input to zero: removes the average face that a decoder "
+            "trained without a prior paints over every input (how the shipped models were made).",
+        ),
+    ] = False,
 ) -> None:
     """Export the EMA generator of a checkpoint for `minerrestore restore --model FILE`, mid-run or after."""
     from minerrestore.train import export_checkpoint
 
-    path = export_checkpoint(source, out, half=half)
+    path = export_checkpoint(source, out, half=half, zero_constant_input=zero_constant_input)
     typer.echo(f"wrote {path}")

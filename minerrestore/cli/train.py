@@ -17,7 +17,7 @@ def train_command(
         typer.Option(
             "--config",
             "-c",
-            help="YAML config file, or a shipped config: tiny, default128, default128_stage2, paper512, "
+            help="YAML config file, or a shipped config: tiny, default128, paper512, "
             "paper512_a ... paper512_g.",
         ),
     ],
