@@ -10,9 +10,9 @@
 - facial components: eye and mouth boxes derived from the 5 landmarks
   (:func:`component_boxes`), cropped with ``roi_align`` (:func:`crop_components`), and a Gram
   style loss on the component discriminators' features (:func:`component_style_loss`).
-- identity: :class:`IdentityLoss`, L1 (GFP-GAN) or 1 - cosine between face embeddings (ArcFace ResNet-18 as GFP-GAN,
-  or the shipped MobileFaceNet on the face warped to its ArcFace-template crop, as the
-  identity metric does).
+- identity: :class:`IdentityLoss`, L1 (GFP-GAN) or 1 - cosine between face embeddings (ArcFace
+  ResNet-18 as GFP-GAN, or the shipped MobileFaceNet on the face warped to its ArcFace-template
+  crop, as the identity metric does).
 - pyramid: :func:`pyramid_l1` on the removal network's intermediate RGB images.
 
 Follows the official GFP-GAN training (``gfpgan/models/gfpgan_model.py``,
@@ -26,6 +26,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from minerrestore.archs.discriminators import COMPONENTS  # facial components, in box order
+from minerrestore.config import IdentityDistance
 from minerrestore.errors import WeightsError
 from minerrestore.weights import find_weight, load_state_dict
 
@@ -369,11 +371,15 @@ class IdentityLoss(nn.Module):
     """
 
     def __init__(
-        self, network: nn.Module, preprocess: Callable[[Tensor], Tensor], name: str, distance: str = "l1"
+        self,
+        network: nn.Module,
+        preprocess: Callable[[Tensor], Tensor],
+        name: str,
+        distance: IdentityDistance = "l1",
     ) -> None:
         super().__init__()
-        if distance not in ("l1", "cosine"):
-            raise ValueError(f"identity distance must be l1 or cosine, not {distance!r}")
+        if distance not in get_args(IdentityDistance):
+            raise ValueError(f"identity distance must be {' or '.join(get_args(IdentityDistance))}, not {distance!r}")
         self.network = network
         self.preprocess = preprocess
         self.name = name
@@ -445,7 +451,7 @@ def create_perceptual_loss(backbone: str = "auto") -> PerceptualLoss:
     return PerceptualLoss(load_vgg16_features(tuple(VGG16_LAYER_WEIGHTS)), VGG16_LAYER_WEIGHTS, "vgg16_lpips")
 
 
-def create_identity_loss(network: str, face_size: int, distance: str = "l1") -> IdentityLoss:
+def create_identity_loss(network: str, face_size: int, distance: IdentityDistance = "l1") -> IdentityLoss:
     """The identity loss with ``arcface`` (user file), ``mobilefacenet`` (shipped) or ``auto``.
 
     Args:

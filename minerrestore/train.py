@@ -688,8 +688,8 @@ def check_weights(config: Config) -> None:
     for name in required_weights(config):
         if name in REGISTRY:
             find_weight(name)
-        elif not _weight_path(name).is_file():
-            raise UsageError(f"weight file {_weight_path(name)} (named in the config) does not exist")
+        elif not (path := _weight_path(name)).is_file():
+            raise UsageError(f"weight file {path} (named in the config) does not exist")
 
 
 def _weight_path(name: str) -> Path:
@@ -732,12 +732,21 @@ def build_generator(config: Config) -> tuple[nn.Module, list[str]]:
     if model.freeze_decoder:
         generator.stylegan_decoder.requires_grad_(False)  # modulation, SE and removal layers stay trainable
     if model.zero_constant_input:
-        constant = generator.stylegan_decoder.constant_input.weight
-        constant.requires_grad_(False)
-        with torch.no_grad():
-            constant.zero_()
+        freeze_constant_input_at_zero(generator)
         notes.append("StyleGAN2 constant input fixed at zero")
     return generator, notes
+
+
+def freeze_constant_input_at_zero(generator: nn.Module) -> None:
+    """Set the restorer's StyleGAN2 4 x 4 constant input to zero and stop training it.
+
+    Trained without a prior, the constant learns the training set's average face, which the
+    decoder paints over every input (``model.zero_constant_input``, ``export --zero-constant-input``).
+    """
+    constant = generator.stylegan_decoder.constant_input.weight
+    constant.requires_grad_(False)
+    with torch.no_grad():
+        constant.zero_()
 
 
 def build_networks(config: Config, device: torch.device) -> Networks:
@@ -1440,8 +1449,7 @@ def export_checkpoint(
     generator = _create_generator(config.model)
     generator.load_state_dict(state["modules"]["generator_ema"])
     if zero_constant_input:
-        with torch.no_grad():
-            generator.stylegan_decoder.constant_input.weight.zero_()
+        freeze_constant_input_at_zero(generator)
         config = replace(config, ["model.zero_constant_input=true"])
     if half:
         generator.half()
