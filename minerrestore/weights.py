@@ -65,7 +65,7 @@ _SPECS: tuple[WeightSpec, ...] = (
         purpose="the default restorer: scheme D (UNet++ + SE-CSSFT), 128 px (weights/MODEL_CARD.md)",
         license="MIT (minerrestore; trained on public-domain portraits)",
         url="shipped: weights/ of the minerrestore repository (no download)",
-        sha256="579600b184628fcf9e14eeb6d4a9c04b340c0a81a4ae0686248199090fddb56f",
+        sha256="e6a76928dde9ff4f05d2c44b3a00e818d09c1a188eedac0fdcf2bc119706a3f6",
         source="shipped",
     ),
     WeightSpec(
@@ -74,7 +74,7 @@ _SPECS: tuple[WeightSpec, ...] = (
         purpose="scheme A (GFP-GAN's UNet + CS-SFT) trained like the default: the ablation baseline",
         license="MIT (minerrestore; trained on public-domain portraits)",
         url="shipped: weights/ of the minerrestore repository (no download)",
-        sha256="e43444eaa25ff9425abf1f6368c035d28e45490c87d3054f9523853dbb8fdf52",
+        sha256="5502d68e615b783c864d37efbc0e8264e995de7c42d88822cee6812750fdb87f",
         source="shipped",
     ),
     WeightSpec(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,11 @@ def test_small_configs() -> None:
     default = load_config("default128")
     assert default.model.scheme == "D" and default.model.out_size == 128
     assert default.data.presets == ("miner", "paper") and not default.model.zero_constant_input
+    stage2 = load_config("default128_stage2")
+    assert stage2.model.init == default.train.out_dir and not stage2.model.zero_constant_input
+    assert (stage2.losses.perceptual, stage2.losses.identity, stage2.train.iterations) == (0.0, 0.0, 600)
+    assert dataclasses.replace(stage2.losses, perceptual=1.0, identity=default.losses.identity) == default.losses
+    assert (stage2.data, stage2.optim) == (default.data, default.optim)
 
 
 def test_unknown_keys_are_rejected_with_their_path_and_close_matches(tmp_path: Path) -> None:
