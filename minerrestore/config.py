@@ -46,6 +46,9 @@ class DataConfig:
         aligned: the faces already are FFHQ-aligned square crops; otherwise each is aligned
             once with the detector and the FFHQ template (cached in the run folder).
         presets: degradation presets (built-in names or YAML files), one drawn per sample.
+        degrade_scales: scales at which a face is degraded, one drawn per sample: at scale k the
+            ground truth is enlarged k times, degraded, and shrunk back (area), which is what the
+            restore pipeline feeds the network for a face k times larger than ``model.out_size``.
         paired_dir: a folder written by ``minerrestore degrade`` (``gt/`` and ``lq/``); used
             instead of ``train_dir`` and on-the-fly degradation.
         val_dir: validation faces (or a paired ``gt/``+``lq/`` folder), held apart; when unset,
@@ -61,6 +64,7 @@ class DataConfig:
     train_dir: str | None = None
     aligned: bool = False
     presets: tuple[str, ...] = ("paper",)
+    degrade_scales: tuple[int, ...] = (1,)
     paired_dir: str | None = None
     val_dir: str | None = None
     val_fraction: float = 0.1
@@ -502,6 +506,7 @@ def validate(config: Config) -> None:
         ("data.val_fraction", 0.0 <= data.val_fraction < 1.0, "must be in [0, 1)"),
         ("data.max_images", data.max_images is None or data.max_images >= 1, "must be at least 1 or null"),
         ("data.presets", len(data.presets) >= 1, "needs at least one preset"),
+        ("data.degrade_scales", bool(data.degrade_scales) and min(data.degrade_scales) >= 1, "needs scales >= 1"),
         ("model.out_size", model.out_size >= 16 and not model.out_size & (model.out_size - 1), "must be a power of 2"),
         ("model.narrow", 0.0 < model.narrow <= 4.0, "must be in (0, 4]"),
         ("model.discriminator_narrow", 0.0 < model.discriminator_narrow <= 4.0, "must be in (0, 4]"),

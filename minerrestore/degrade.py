@@ -319,6 +319,20 @@ def apply_degradation(image: np.ndarray, params: Mapping[str, Any], resize_back:
     return low
 
 
+def apply_degradation_at_scale(image: np.ndarray, params: Mapping[str, Any], scale: int) -> np.ndarray:
+    """Degrade ``image`` as a face ``scale`` times larger would be: enlarge, degrade, shrink back.
+
+    Enlarging is bicubic and shrinking area averaging, as the restore pipeline shrinks a large
+    face to the network's size; the same ``params`` are relatively milder at a larger scale
+    (training option ``data.degrade_scales``). ``scale`` 1 is :func:`apply_degradation`.
+    """
+    if scale == 1:
+        return apply_degradation(image, params)
+    height, width = image.shape[:2]
+    large = cv2.resize(image, (width * scale, height * scale), interpolation=cv2.INTER_CUBIC)
+    return cv2.resize(apply_degradation(large, params), (width, height), interpolation=cv2.INTER_AREA)
+
+
 def prepare_gt(rgb: np.ndarray, size: int = DEFAULT_SIZE, fit: str = "crop") -> np.ndarray:
     """Square ground truth of ``size`` px: centre-crop (``fit="crop"``) or stretch, then resize.
 

@@ -479,6 +479,8 @@ def plan_data(config: Config, layout: RunLayout, quiet: bool = False) -> DataPla
     train_paths = train_paths[: data.max_images] if data.max_images is not None else train_paths
     if data.paired_dir is None:
         source = f"{'aligned ' if data.aligned else ''}faces in {root}, degraded with {', '.join(data.presets)}"
+        if data.degrade_scales != (1,):
+            source += f" at scales {', '.join(map(str, data.degrade_scales))}"
     else:
         source = f"pairs (gt/, lq/) in {root}"
     train, skipped = _items(root, train_paths, config, layout.aligned / "train", quiet)
@@ -506,6 +508,11 @@ def _items(
     return _align_folder(paths, root, cache, size, data.detector, workers, quiet)
 
 
+def _pick(options: Sequence[_T], rng: np.random.Generator) -> _T:
+    """One of ``options`` drawn with ``rng``; a single option draws nothing (keeps the stream)."""
+    return options[int(rng.integers(len(options)))] if len(options) > 1 else options[0]
+
+
 class FacePairs(Dataset):
     """(lq, gt, component boxes) for ``(index, epoch)`` keys: deterministic given the seed.
 
@@ -521,6 +528,8 @@ class FacePairs(Dataset):
         seed: global seed.
         hflip: random horizontal flip.
         eye_enlarge: eye-box enlargement (see :func:`minerrestore.losses.component_boxes`).
+        scales: degradation scales, one drawn per sample
+            (:func:`minerrestore.degrade.apply_degradation_at_scale`).
     """
 
     def __init__(
@@ -531,6 +540,7 @@ class FacePairs(Dataset):
         seed: int,
         hflip: bool,
         eye_enlarge: float,
+        scales: Sequence[int] = (1,),
     ) -> None:
         from minerrestore.presets import load_preset
 
@@ -539,6 +549,7 @@ class FacePairs(Dataset):
         self.presets = [load_preset(p) for p in presets]
         self.seed = seed
         self.hflip = hflip
+        self.scales = tuple(scales)
         boxes = []  # computed once per face: (boxes, boxes of the mirrored face)
         for item in self.items:
             points = np.asarray(item.landmarks, dtype=np.float32)
@@ -552,7 +563,7 @@ class FacePairs(Dataset):
     def pair(self, index: int, epoch: int) -> tuple[np.ndarray, np.ndarray, bool]:
         """(lq, gt, mirrored) uint8 HxWx3 RGB arrays of face ``index`` at ``epoch``."""
         from minerrestore.augment import image_seed
-        from minerrestore.degrade import apply_degradation, prepare_gt, sample_params
+        from minerrestore.degrade import apply_degradation_at_scale, prepare_gt, sample_params
 
         item = self.items[index]
         rng = np.random.default_rng(image_seed(self.seed, item.name, epoch))
@@ -560,8 +571,8 @@ class FacePairs(Dataset):
         if item.lq is not None:
             lq = prepare_gt(read_image(item.lq).rgb, self.size, "stretch")
         else:
-            preset = self.presets[int(rng.integers(len(self.presets)))] if len(self.presets) > 1 else self.presets[0]
-            lq = apply_degradation(gt, sample_params(preset, rng))
+            params = sample_params(_pick(self.presets, rng), rng)
+            lq = apply_degradation_at_scale(gt, params, _pick(self.scales, rng))
         mirrored = self.hflip and bool(rng.random() < 0.5)
         if mirrored:
             gt, lq = np.ascontiguousarray(gt[:, ::-1]), np.ascontiguousarray(lq[:, ::-1])
@@ -1006,11 +1017,11 @@ class Validator:
 
 def build_validator(config: Config, plan: DataPlan) -> Validator:
     """Degrade the validation faces once (epoch 0, no flip) and set up the metrics."""
-    dataset = FacePairs(plan.val, config.model.out_size, config.data.presets, config.train.seed, False, 1.0)
+    data, size = config.data, config.model.out_size
+    dataset = FacePairs(plan.val, size, data.presets, config.train.seed, False, 1.0, data.degrade_scales)
     pairs = [dataset.pair(index, 0) for index in range(len(dataset))]
     from minerrestore.datasets import to_tensor
 
-    size = config.model.out_size
     lq = torch.stack([to_tensor(p[0]) for p in pairs]) if pairs else torch.zeros(0, 3, size, size)
     gt = torch.stack([to_tensor(p[1]) for p in pairs]) if pairs else torch.zeros(0, 3, size, size)
     lpips, name = L.create_lpips_metric()
@@ -1274,6 +1285,7 @@ class Trainer:
             config.train.seed,
             config.data.hflip,
             config.losses.eye_enlarge,
+            config.data.degrade_scales,
         )
         per_rank = config.data.batch_size // self.dist.world_size
         sampler = IterationSampler(

@@ -65,7 +65,7 @@ _SPECS: tuple[WeightSpec, ...] = (
         purpose="the default restorer: scheme D (UNet++ + SE-CSSFT), 128 px (weights/MODEL_CARD.md)",
         license="MIT (minerrestore; trained on public-domain portraits)",
         url="shipped: weights/ of the minerrestore repository (no download)",
-        sha256="e6a76928dde9ff4f05d2c44b3a00e818d09c1a188eedac0fdcf2bc119706a3f6",
+        sha256="1f0737c1ee6dcfeb522be1ce38af75ab850b41e65ea6d488311f4bc3052d092e",
         source="shipped",
     ),
     WeightSpec(
@@ -74,7 +74,7 @@ _SPECS: tuple[WeightSpec, ...] = (
         purpose="scheme A (GFP-GAN's UNet + CS-SFT) trained like the default: the ablation baseline",
         license="MIT (minerrestore; trained on public-domain portraits)",
         url="shipped: weights/ of the minerrestore repository (no download)",
-        sha256="5502d68e615b783c864d37efbc0e8264e995de7c42d88822cee6812750fdb87f",
+        sha256="ec06bb5c778431e2e7d35e1c435bf5526f5b33005796bad2d5162dab49e37a7d",
         source="shipped",
     ),
     WeightSpec(

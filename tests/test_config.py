@@ -61,6 +61,10 @@ def test_small_configs() -> None:
     assert (stage2.losses.perceptual, stage2.losses.identity, stage2.train.iterations) == (0.0, 0.0, 600)
     assert dataclasses.replace(stage2.losses, perceptual=1.0, identity=default.losses.identity) == default.losses
     assert (stage2.data, stage2.optim) == (default.data, default.optim)
+    stage3 = load_config("default128_stage3")
+    assert stage3.data == dataclasses.replace(stage2.data, degrade_scales=(1, 2))
+    assert (stage3.losses, stage3.optim, stage3.train.iterations) == (stage2.losses, stage2.optim, 600)
+    assert stage3.model.init == "runs/default128_stage2.safetensors" and stage3.train.out_dir != stage2.train.out_dir
 
 
 def test_unknown_keys_are_rejected_with_their_path_and_close_matches(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from minerrestore.degrade import (
     DEGRADE_MANIFEST,
     KNOWN_STAGES,
     apply_degradation,
+    apply_degradation_at_scale,
     assign_splits,
     degrade_folder,
     gaussian_kernel,
@@ -232,6 +233,19 @@ def test_apply_is_deterministic_and_keeps_size(rng: np.random.Generator) -> None
     assert apply_degradation(gt[..., 0], params).shape == gt.shape  # HxW grey accepted
     with pytest.raises(ConfigError, match="unknown degradation stage"):
         apply_degradation(gt, {"sharpen": {}})
+
+
+def test_degrading_at_a_larger_scale_is_milder_and_keeps_size(rng: np.random.Generator) -> None:
+    gt = prepare_gt(_face(rng), 64)
+    blur = {"kernel_size": 21, "sigma_x": 3.0, "sigma_y": 3.0, "theta": 0.0}
+    params = {"blur": blur, "noise": {"sigma": 10.0, "seed": 1}}
+    assert np.array_equal(apply_degradation_at_scale(gt, params, 1), apply_degradation(gt, params))
+    errors = []
+    for scale in (1, 2, 4):
+        low = apply_degradation_at_scale(gt, params, scale)
+        assert low.shape == gt.shape and low.dtype == np.uint8
+        errors.append(np.abs(low.astype(int) - gt).mean())
+    assert errors[0] > errors[1] > errors[2]  # the same blur and noise shrink with the face
 
 
 def test_prepare_gt_crop_and_stretch(rng: np.random.Generator) -> None:

@@ -15,7 +15,7 @@ import torch
 
 from minerrestore.cli import main
 from minerrestore.config import load_config
-from minerrestore.errors import UsageError, WeightsError
+from minerrestore.errors import ConfigError, UsageError, WeightsError
 from minerrestore.face import template_for
 from minerrestore.io import write_image
 from minerrestore.train import (
@@ -270,6 +270,20 @@ def test_face_pairs_are_deterministic_and_flip_the_boxes(faces: Path) -> None:
     assert any(flips) and not all(flips)
     straight, mirrored = dataset.boxes[0]
     np.testing.assert_allclose(mirrored[0, [0, 2]], 64 - straight[1, [2, 0]], atol=1e-4)  # eyes swap sides
+
+
+def test_face_pairs_draw_a_degradation_scale_per_sample(faces: Path) -> None:
+    items = [FaceItem(p.name, p, None, tuple(map(tuple, template_for(64)))) for p in sorted(faces.iterdir())[:1]]
+    arguments = (items, 64, ["paper", "miner"], 3, False, 1.4)
+    single, mixed = FacePairs(*arguments), FacePairs(*arguments, scales=(1, 2))
+    for epoch in range(1, 4):  # one scale draws nothing: the samples of earlier runs stay the same
+        np.testing.assert_array_equal(single.pair(0, epoch)[0], FacePairs(*arguments, scales=(1,)).pair(0, epoch)[0])
+    differing = sum(not np.array_equal(single.pair(0, e)[0], mixed.pair(0, e)[0]) for e in range(1, 9))
+    assert 0 < differing < 8
+    config = load_config("tiny", ["data.degrade_scales=[1, 2]"])
+    assert config.data.degrade_scales == (1, 2)
+    with pytest.raises(ConfigError, match=r"data\.degrade_scales"):
+        load_config("tiny", ["data.degrade_scales=[0]"])
 
 
 def test_zero_constant_input_fine_tunes_with_the_constant_kept_at_zero(
