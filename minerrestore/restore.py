@@ -56,7 +56,7 @@ from minerrestore.face import (
     upscaled_size,
 )
 from minerrestore.face.detect import detector_info
-from minerrestore.face.paste import ColorMatch
+from minerrestore.face.paste import DEFAULT_MASK_SHAPE, MASK_SHAPES, ColorMatch
 from minerrestore.io import IMAGE_SUFFIXES, LoadedImage, atomic_write_text, list_images, read_image, write_image
 from minerrestore.weights import find_weight
 
@@ -279,10 +279,13 @@ class Restorer:
         upscale: output size factor; the background is enlarged with Lanczos.
         batch_size: faces per network forward (bounds memory on photos with many faces).
         precision: ``auto`` (bfloat16 where native), ``float32`` or ``bfloat16``.
-        color_match: ``mean`` (LAB mean of each pasted face matched to the original),
+        color_match: ``mean`` (LAB mean of each pasted face matched to the original:
+            lightness by a gain, colour by a shift),
             ``meanstd`` or ``none``.
         parse: paste with ParseNet face masks (needs ``parsing_parsenet.pth`` and facexlib;
             about 6 s per face on a CPU).
+        paste_mask: without ``parse``, ``oval`` pastes the face only (forehead to chin, hair
+            and background stay the photo's) and ``square`` the whole aligned crop (GFP-GAN's).
     """
 
     model: str | Path = DEFAULT_MODEL
@@ -300,6 +303,7 @@ class Restorer:
     precision: str = "auto"
     color_match: str = "mean"
     parse: bool = False
+    paste_mask: str = DEFAULT_MASK_SHAPE
     _loaded: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -322,6 +326,8 @@ class Restorer:
             raise UsageError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if self.color_match not in color_modes:
             raise UsageError(f"colour match {self.color_match!r} is not one of {', '.join(color_modes)}")
+        if self.paste_mask not in MASK_SHAPES:
+            raise UsageError(f"paste mask {self.paste_mask!r} is not one of {', '.join(MASK_SHAPES)}")
         detector_info(self.detector)  # raises on unknown names
 
     # -- settings, pickling, loading
@@ -467,6 +473,7 @@ class Restorer:
             masks=masks,
             color_match=self.color_match,
             grey=grey,
+            mask_shape=self.paste_mask,
         )
 
 

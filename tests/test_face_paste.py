@@ -16,11 +16,12 @@ from minerrestore.face import (
     invert_affine,
     load_face_parser,
     paste_faces,
+    template_for,
     upscale_image,
     upscaled_size,
 )
 from minerrestore.face.align import compose_affine, pixel_scale_affine
-from minerrestore.face.paste import edge_mask
+from minerrestore.face.paste import edge_mask, oval_mask
 from minerrestore.io import read_image
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -53,7 +54,7 @@ def test_upscale_1_leaves_every_pixel_outside_the_masks_unchanged(path: Path) ->
     aligned = align_faces(rgb, detect_faces(rgb), 512)
     affines = [a.affine for a in aligned]
     before = rgb.copy()
-    out = paste_faces(rgb, _noise_crops(len(aligned), 512), affines, upscale=1)
+    out = paste_faces(rgb, _noise_crops(len(aligned), 512), affines, upscale=1, mask_shape="square")
     np.testing.assert_array_equal(rgb, before)  # input untouched
     assert out.shape == rgb.shape and out.dtype == np.uint8
     outside = ~_mask_union(rgb.shape, affines, 512)
@@ -112,6 +113,24 @@ def test_smaller_restored_crops_and_zero_masks() -> None:
     assert np.abs(full.astype(np.int16) - from_half).mean() < 1.0
     nothing = paste_faces(rgb, _noise_crops(1, 512), [aligned.affine], masks=[np.zeros((64, 64), np.float32)])
     np.testing.assert_array_equal(nothing, rgb)
+
+
+def test_oval_mask_pastes_the_face_and_keeps_hair_and_background() -> None:
+    mask = oval_mask(512)
+    assert mask.shape == (512, 512) and mask.dtype == np.float32 and not mask.flags.writeable
+    for x, y in template_for(512):  # eyes, nose and mouth corners fully inside
+        assert mask[int(y), int(x)] == 1.0
+    assert mask[:50].max() == 0 and mask[:, :80].max() == 0 and mask[:, -80:].max() == 0  # top of head, sides
+    background = np.zeros((200, 200, 3), np.uint8)
+    affine = np.array([[1.0, 0.0, -50.0], [0.0, 1.0, -50.0]])  # the 64 px crop covers pixels 50-113
+    white = [np.full((64, 64, 3), 255, np.uint8)]
+    oval = paste_faces(background, white, [affine], color_match="none")
+    square = paste_faces(background, white, [affine], color_match="none", mask_shape="square")
+    assert oval[50 + 36, 50 + 32].min() == 255 and square[50 + 36, 50 + 32].min() == 255  # the face
+    assert oval[50 + 8, 50 + 8].max() == 0 and square[50 + 8, 50 + 8].min() == 255  # a crop corner: hair
+    assert (oval > 0).sum() < 0.75 * (square > 0).sum()
+    with pytest.raises(ValueError, match="mask_shape"):
+        paste_faces(background, white, [affine], mask_shape="circle")
 
 
 def test_argument_errors_and_alpha_upscaling() -> None:

@@ -121,7 +121,8 @@ def test_model_file_roundtrip_and_errors(tiny_model: Path, tmp_path: Path, monke
 
 
 def test_settings_are_checked_and_pickle_without_the_network(tiny_model: Path) -> None:
-    for bad in ({"fidelity": 1.5}, {"batch_size": 0}, {"precision": "half"}, {"detector": "yunett"}):
+    bad_settings = ({"fidelity": 1.5}, {"batch_size": 0}, {"precision": "half"}, {"detector": "x"}, {"paste_mask": "c"})
+    for bad in bad_settings:
         with pytest.raises(UsageError):
             _restorer(tiny_model, **bad)
     restorer = _restorer(tiny_model, batch_size=3).load()

@@ -17,6 +17,7 @@ from minerrestore.cli.options import (
     finish,
 )
 from minerrestore.face.detect import DETECTORS
+from minerrestore.face.paste import DEFAULT_MASK_SHAPE
 from minerrestore.restore import (
     DEFAULT_MODEL,
     DEFAULT_SAVE,
@@ -70,6 +71,9 @@ def restore_command(
     parse: Annotated[
         bool, typer.Option("--parse", help="ParseNet face masks for pasting (user file; ~6 s per face on CPU).")
     ] = False,
+    paste_mask: Annotated[
+        str, typer.Option("--paste-mask", help="Without --parse: oval (the face only) or square (the whole crop).")
+    ] = DEFAULT_MASK_SHAPE,
     ext: Annotated[str, typer.Option("--ext", help="auto (as the input), png or jpg.")] = "auto",
     suffix: Annotated[str | None, typer.Option("--suffix", help="Append _SUFFIX to restored file names.")] = None,
     device: DeviceOption = "auto",
@@ -103,6 +107,7 @@ def restore_command(
         precision=precision,
         color_match=color_match,
         parse=parse,
+        paste_mask=paste_mask,
     )
     inputs = _stdin_paths() if input_path == "-" else [input_path]
     report = restore_paths(

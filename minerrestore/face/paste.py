@@ -7,6 +7,10 @@ Lanczos-enlarged background with a soft mask (a feathered square, or ParseNet's 
 classes when the parsing model is present). Written for minerrestore, no upstream code
 copied. Differences, all deliberate:
 
+* Without ParseNet, the default mask is a feathered oval around the aligned face
+  (``mask_shape="oval"``): forehead to chin and cheek to cheek, so hair, neck and background
+  stay the photo's own instead of the network's guess; ``"square"`` is upstream's whole crop.
+
 * Work happens inside each face's bounding box only, never in full-frame float buffers,
   so memory stays bounded on large photos with many faces; with ``upscale=1`` every pixel
   outside the masks is returned bit-for-bit.
@@ -16,7 +20,9 @@ copied. Differences, all deliberate:
   geometry of ``cv2.resize`` (upstream adds ``s / 2``, half a pixel too much).
 * Shrinking a crop into a small face area-averages first (no aliasing).
 * The pasted face's LAB mean is matched to the original face under the mask (no colour
-  shift or darkening at the seam), and grey photos stay grey.
+  shift or darkening at the seam), lightness by a gain rather than a shift, so a face the
+  network re-lit and that is darkened back keeps its shading (a shift clipped dark eyes and
+  mouths to black on dark photos); grey photos stay grey.
 
 ParseNet (facexlib, network from PSFRGAN) is optional and loaded from the user's
 ``parsing_parsenet.pth`` with ``weights_only=True``.
@@ -42,13 +48,21 @@ from minerrestore.face.align import (
 
 ColorMatch = Literal["none", "mean", "meanstd"]
 _COLOR_MATCH_MODES = ("none", "mean", "meanstd")
+MaskShape = Literal["oval", "square"]
+MASK_SHAPES: tuple[MaskShape, ...] = ("oval", "square")
+DEFAULT_MASK_SHAPE: MaskShape = "oval"
 
 _EDGE_START = 0.02  # mask is 0 within this fraction of the crop side from its border ...
 _EDGE_END = 0.09  # ... and reaches 1 at this fraction (50% at ~5.5%, as upstream's size/20)
 _STD_RATIO_LIMITS = (0.5, 2.0)  # "meanstd" colour matching never scales contrast beyond these
+_MIN_LIGHTNESS = 1.0  # LAB L (0-100) below which a face's mean counts as black for "mean" matching
 _PARSENET_SIZE = 512
 _PARSING_FACE_CLASSES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15)  # skin..hair, earrings; no hat, neck, cloth
 _PARSING_BLUR = 0.03  # Gaussian sigma of the parsing mask, fraction of the crop side
+# The oval of an FFHQ-aligned crop (fractions of its side; template eyes at y 0.47, mouth at 0.73):
+_OVAL_CENTRE = (0.5, 0.56)  # x, y
+_OVAL_RADII = (0.31, 0.39)  # x, y: where the mask reaches 0 (about the hairline, ears and under the chin)
+_OVAL_SOLID = 0.78  # the mask is 1 inside this fraction of the radii, smoothstep down to 0 at the oval
 
 
 def upscaled_size(height: int, width: int, upscale: float) -> tuple[int, int]:
@@ -88,6 +102,19 @@ def edge_mask(size: int) -> np.ndarray:
     return mask
 
 
+@functools.lru_cache(maxsize=8)
+def oval_mask(size: int) -> np.ndarray:
+    """Feathered oval around the face of an FFHQ-aligned crop, (size, size) float32 in [0, 1], read-only."""
+    position = (np.arange(size, dtype=np.float32) + 0.5) / size
+    x = (position - _OVAL_CENTRE[0]) / _OVAL_RADII[0]
+    y = (position - _OVAL_CENTRE[1]) / _OVAL_RADII[1]
+    radius = np.sqrt(y[:, None] ** 2 + x[None, :] ** 2)
+    ramp = np.clip((1.0 - radius) / (1.0 - _OVAL_SOLID), 0.0, 1.0)
+    mask = (ramp * ramp * (3.0 - 2.0 * ramp)).astype(np.float32)
+    mask.flags.writeable = False
+    return mask
+
+
 def paste_faces(
     background_rgb: np.ndarray,
     restored_crops: Sequence[np.ndarray],
@@ -99,6 +126,7 @@ def paste_faces(
     grey: bool = False,
     crop_size: int | None = None,
     upscaled_background: np.ndarray | None = None,
+    mask_shape: MaskShape = DEFAULT_MASK_SHAPE,
 ) -> np.ndarray:
     """Blend restored face crops back into the photo.
 
@@ -108,22 +136,24 @@ def paste_faces(
         affines: (2, 3) image -> crop transforms of :func:`~minerrestore.face.align.align_faces`.
         upscale: output size factor; the background is enlarged with Lanczos.
         masks: optional soft face masks in crop space (any square size, float in [0, 1]),
-            e.g. from :func:`face_masks`; None entries (or None) use the feathered square.
-        color_match: ``"mean"`` shifts each pasted face's LAB mean to that of the original
-            face under its mask (removes colour casts and brightness shifts, keeps
-            contrast and detail); ``"meanstd"`` also matches the spread (clamped to
+            e.g. from :func:`face_masks`; None entries (or None) use ``mask_shape``.
+        color_match: ``"mean"`` matches each pasted face's LAB mean to that of the original
+            face under its mask, lightness by a gain and colour by a shift (removes colour
+            casts and brightness changes, keeps shading and detail); ``"meanstd"`` also matches the spread (clamped to
             0.5-2x; it flattens a face restored from a blurred one); ``"none"``.
         grey: the photo is grey (``LoadedImage.is_grey``); faces are pasted as grey.
         crop_size: side the affines were computed for, when different from the crops' side.
         upscaled_background: the background already enlarged (e.g. by a super-resolution
             network), of size :func:`upscaled_size`; used instead of Lanczos.
+        mask_shape: the mask without ``masks``: ``"oval"`` (:func:`oval_mask`, the face only)
+            or ``"square"`` (the whole crop, as upstream); both feathered.
 
     Returns:
         (H*upscale, W*upscale, 3) uint8 RGB.
 
     Raises:
-        ValueError: mismatched lengths, an unknown ``color_match``, or an ``upscaled_background``
-            of the wrong size.
+        ValueError: mismatched lengths, an unknown ``color_match`` or ``mask_shape``, or an
+            ``upscaled_background`` of the wrong size.
     """
     if len(restored_crops) != len(affines) or (masks is not None and len(masks) != len(affines)):
         raise ValueError(
@@ -132,6 +162,8 @@ def paste_faces(
         )
     if color_match not in _COLOR_MATCH_MODES:
         raise ValueError(f"color_match={color_match!r} is not one of {', '.join(_COLOR_MATCH_MODES)}")
+    if mask_shape not in MASK_SHAPES:
+        raise ValueError(f"mask_shape={mask_shape!r} is not one of {', '.join(MASK_SHAPES)}")
     height, width = background_rgb.shape[:2]
     out_height, out_width = upscaled_size(height, width, upscale)
     if upscaled_background is None:
@@ -151,6 +183,8 @@ def paste_faces(
         mask = edge_mask(side)
         if masks is not None and masks[index] is not None:
             mask = mask * _resized_mask(masks[index], side)
+        elif mask_shape == "oval":
+            mask = mask * oval_mask(side)
         _paste_one(output, crop, mask, compose_affine(image_to_output, crop_to_image), color_match, grey)
     return output
 
@@ -202,8 +236,9 @@ def _match_colour(face: np.ndarray, original: np.ndarray, weight: np.ndarray, mo
         original_std = np.sqrt(np.einsum("hw,hwc->c", w, (original_lab - original_mean) ** 2))
         ratio = np.clip(original_std / np.maximum(face_std, 1e-3), *_STD_RATIO_LIMITS).astype(np.float32)
         face_lab = (face_lab - face_mean) * ratio + original_mean
-    else:
-        face_lab += (original_mean - face_mean).astype(np.float32)
+    else:  # lightness by a gain, so a re-lit face darkened back keeps its shading; colour by a shift
+        face_lab[..., 0] *= np.float32(original_mean[0] / max(face_mean[0], _MIN_LIGHTNESS))
+        face_lab[..., 1:] += (original_mean[1:] - face_mean[1:]).astype(np.float32)
     return cv2.cvtColor(face_lab, cv2.COLOR_LAB2RGB) * 255.0
 
 
