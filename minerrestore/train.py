@@ -1468,6 +1468,17 @@ def export_checkpoint(
     return _save_generator(out, generator, int(state["iteration"]), config)
 
 
+def describe_export(path: str | Path) -> str:
+    """Which iteration a restorer file written by :func:`export_checkpoint` holds, and whether its run had ended."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as handle:
+        metadata = handle.metadata() or {}
+    iteration, total = int(metadata["iteration"]), int(json.loads(metadata["config"])["train"]["iterations"])
+    ended = "the run's last" if iteration >= total else f"a run of {total} iterations not at its end yet"
+    return f"EMA generator of iteration {iteration}, {ended}"
+
+
 def _save_generator(path: Path, generator: nn.Module, iteration: int, config: Config) -> Path:
     """A restorer file with the run's iteration and config in its metadata (``restore --model`` loads it)."""
     from minerrestore.archs.checkpoints import save_restorer

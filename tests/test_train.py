@@ -130,6 +130,9 @@ def test_export_writes_the_ema_of_a_checkpoint_mid_run_and_never_overwrites(
     for key, value in load_model(exported).net.state_dict().items():
         torch.testing.assert_close(value, ema[key])
     assert main(["export", str(run_dir), str(tmp_path / "half.safetensors"), "--half"]) == 0
+    assert "iteration 20, the run's last" in capsys.readouterr().out
+    assert main(["export", str(RunLayout(run_dir).checkpoint(10)), str(tmp_path / "mid.safetensors")]) == 0
+    assert "iteration 10, a run of 20 iterations not at its end yet" in capsys.readouterr().out
     latest = load_checkpoint(RunLayout(run_dir).checkpoint(20))["modules"]["generator_ema"]
     half = load_model(tmp_path / "half.safetensors").net.state_dict()
     for key, value in half.items():  # loaded back as float32, rounded to float16
