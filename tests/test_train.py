@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 import torch
 
+from minerrestore.augment import image_seed
 from minerrestore.cli import main
 from minerrestore.config import load_config
+from minerrestore.degrade import apply_degradation, prepare_gt, sample_params
 from minerrestore.errors import ConfigError, UsageError, WeightsError
 from minerrestore.face import template_for
-from minerrestore.io import write_image
+from minerrestore.io import read_image, write_image
 from minerrestore.train import (
     FaceItem,
     FacePairs,
@@ -279,8 +281,11 @@ def test_face_pairs_draw_a_degradation_scale_per_sample(faces: Path) -> None:
     items = [FaceItem(p.name, p, None, tuple(map(tuple, template_for(64)))) for p in sorted(faces.iterdir())[:1]]
     arguments = (items, 64, ["paper", "miner"], 3, False, 1.4)
     single, mixed = FacePairs(*arguments), FacePairs(*arguments, scales=(1, 2))
+    gt = prepare_gt(read_image(items[0].gt).rgb, 64, "stretch")
     for epoch in range(1, 4):  # one scale draws nothing: the samples of earlier runs stay the same
-        np.testing.assert_array_equal(single.pair(0, epoch)[0], FacePairs(*arguments, scales=(1,)).pair(0, epoch)[0])
+        rng = np.random.default_rng(image_seed(3, items[0].name, epoch))
+        params = sample_params(["paper", "miner"][int(rng.integers(2))], rng)  # the draws before scales existed
+        np.testing.assert_array_equal(single.pair(0, epoch)[0], apply_degradation(gt, params))
     differing = sum(not np.array_equal(single.pair(0, e)[0], mixed.pair(0, e)[0]) for e in range(1, 9))
     assert 0 < differing < 8
     config = load_config("tiny", ["data.degrade_scales=[1, 2]"])

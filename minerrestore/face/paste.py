@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import cv2
 import numpy as np
@@ -47,9 +47,9 @@ from minerrestore.face.align import (
 )
 
 ColorMatch = Literal["none", "mean", "meanstd"]
-_COLOR_MATCH_MODES = ("none", "mean", "meanstd")
+_COLOR_MATCH_MODES: tuple[ColorMatch, ...] = get_args(ColorMatch)
 MaskShape = Literal["oval", "square"]
-MASK_SHAPES: tuple[MaskShape, ...] = ("oval", "square")
+MASK_SHAPES: tuple[MaskShape, ...] = get_args(MaskShape)
 DEFAULT_MASK_SHAPE: MaskShape = "oval"
 
 _EDGE_START = 0.02  # mask is 0 within this fraction of the crop side from its border ...
@@ -111,6 +111,16 @@ def oval_mask(size: int) -> np.ndarray:
     radius = np.sqrt(y[:, None] ** 2 + x[None, :] ** 2)
     ramp = np.clip((1.0 - radius) / (1.0 - _OVAL_SOLID), 0.0, 1.0)
     mask = (ramp * ramp * (3.0 - 2.0 * ramp)).astype(np.float32)
+    mask.flags.writeable = False
+    return mask
+
+
+@functools.lru_cache(maxsize=8)
+def _shaped_mask(size: int, shape: MaskShape) -> np.ndarray:
+    """The paste mask without a parsing mask: the feathered square, times the oval for ``"oval"``."""
+    if shape == "square":
+        return edge_mask(size)
+    mask = edge_mask(size) * oval_mask(size)
     mask.flags.writeable = False
     return mask
 
@@ -180,11 +190,10 @@ def paste_faces(
         crop_to_image = invert_affine(affine)
         if crop_size is not None and crop_size != side:
             crop_to_image = compose_affine(crop_to_image, pixel_scale_affine(crop_size / side, crop_size / side))
-        mask = edge_mask(side)
         if masks is not None and masks[index] is not None:
-            mask = mask * _resized_mask(masks[index], side)
-        elif mask_shape == "oval":
-            mask = mask * oval_mask(side)
+            mask = edge_mask(side) * _resized_mask(masks[index], side)
+        else:
+            mask = _shaped_mask(side, mask_shape)
         _paste_one(output, crop, mask, compose_affine(image_to_output, crop_to_image), color_match, grey)
     return output
 
