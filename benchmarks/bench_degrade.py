@@ -9,7 +9,7 @@ U[60, 100]), and write the ground truth and the degraded image as PNG.
   (``random_mixed_kernels``, ``cv2.filter2D``, ``random_add_gaussian_noise``,
   ``random_add_jpg_compression``, ``basicsr.utils.imwrite``), as GFP-GAN's
   ``FFHQDegradationDataset`` strings them together;
-- ours: :func:`minerrestore.degrade.degrade_folder` with ``--workers`` processes
+- ours: :func:`minerrestore.data.pairs.degrade_folder` with ``--workers`` processes
   (recorded parameters, manifest, atomic writes included).
 
 Run from the repository root (faces from ../shared/data/faces, else synthetic)::
@@ -97,7 +97,8 @@ def main() -> None:
     # isort: split
     import basicsr.data.degradations  # noqa: F401
 
-    from minerrestore.degrade import degrade_folder
+    from minerrestore.data.degradation import DegradationSettings
+    from minerrestore.data.pairs import degrade_folder
 
     with tempfile.TemporaryDirectory(prefix="bench_degrade_") as temp:
         root = Path(temp)
@@ -108,9 +109,8 @@ def main() -> None:
         baseline_seconds, baseline_cpu = time.perf_counter() - start, cpu_seconds() - cpu
 
         start, cpu = time.perf_counter(), cpu_seconds()
-        report = degrade_folder(
-            root / "in", root / "ours", preset="paper", size=args.size, workers=args.workers, quiet=True
-        )
+        settings = DegradationSettings(preset="paper", size=args.size)
+        report = degrade_folder(root / "in", root / "ours", settings, workers=args.workers, quiet=True)
         ours_seconds, ours_cpu = time.perf_counter() - start, cpu_seconds() - cpu
         assert len(report.done) == done == args.count, report.failed[:3]
 

@@ -65,12 +65,13 @@ def reference_lpips():
     """lpips.LPIPS(net='alex') without downloads: its trunk and heads get our converted weights."""
     import lpips
 
-    from minerrestore.weights import find_weight, load_state_dict
+    from minerrestore.models.catalogue import resolve_file
+    from minerrestore.models.files import load_state_dict
 
     model = lpips.LPIPS(pretrained=True, net="alex", pnet_rand=True, verbose=False)
     slices = {str(i): k for k, part in enumerate(model.net.children(), 1) for i in part._modules}
     state = {}
-    for key, value in load_state_dict(find_weight("lpips.alex")).items():
+    for key, value in load_state_dict(resolve_file("lpips-alex")).items():
         kind, index, leaf = key.split(".")
         name = f"net.slice{slices[index]}.{index}.{leaf}" if kind == "features" else f"lin{index}.model.1.{leaf}"
         state[name] = value

@@ -49,7 +49,8 @@ from minerrestore.archs.precision import bfloat16_native, resolve_precision
 from minerrestore.archs.restorer import create_restorer, to_official_state_dict
 from minerrestore.face import align_faces, detect_faces
 from minerrestore.io import read_image, write_image
-from minerrestore.restore import Restorer, restore_paths
+from minerrestore.restore import Restorer
+from minerrestore.restore_files import restore_paths
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SOLVAY = SHARED / "data" / "examples" / "Solvay_conference_1927.png"

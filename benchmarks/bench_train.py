@@ -76,7 +76,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.iterations} iterations per config")
     with tempfile.TemporaryDirectory() as work:
-        from minerrestore.config import load_config
+        from minerrestore.train.config import load_config
 
         for config in args.configs:
             loaded = load_config(config, [f"data.train_dir={SHARED_FACES}"])

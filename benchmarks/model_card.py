@@ -38,11 +38,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from minerrestore.augment import read_manifest
 from minerrestore.baselines import classical_restore
-from minerrestore.degrade import DEGRADE_MANIFEST, apply_degradation
+from minerrestore.data.datasets import split_names
+from minerrestore.data.degradation import apply_degradation
+from minerrestore.data.folders import read_manifest
+from minerrestore.data.pairs import DEGRADE_MANIFEST
 from minerrestore.io import list_images, read_image, write_image
-from minerrestore.train import split_names
 
 SHARED_FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 PRESETS = ("paper", "miner")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from minerrestore.augment import image_seed
-from minerrestore.degrade import apply_degradation, prepare_gt, sample_params
+from minerrestore.data.degradation import apply_degradation, prepare_gt, sample_params
+from minerrestore.data.folders import image_seed
 from minerrestore.face import detect_faces, load_detector
 from minerrestore.io import read_image, write_image
 

@@ -4,7 +4,7 @@
 non-local-means denoising (Buades et al. 2005) followed by an unsharp mask. Its parameters
 are fixed, common defaults, not tuned on the validation faces. (The plain-resize baseline is
 the degradation's own low-resolution image enlarged with bicubic interpolation:
-``degrade.apply_degradation(..., resize_back=cv2.INTER_CUBIC)``.)
+``data.degradation.apply_degradation(..., resize_back=cv2.INTER_CUBIC)``.)
 """
 
 from __future__ import annotations

@@ -53,11 +53,16 @@ class ItemResult:
 
 @dataclass
 class BatchReport:
-    """All item results of a batch, in input order."""
+    """All item results of a batch, in input order, and what the batch wrote.
+
+    ``written`` lists the outputs for a command's ``wrote ...`` lines (folders end in ``/``);
+    it is not part of :meth:`to_dict`.
+    """
 
     description: str
     results: list[ItemResult]
     seconds: float
+    written: list[str] = field(default_factory=list)
 
     def _with(self, status: Status) -> list[ItemResult]:
         return [r for r in self.results if r.status == status]
@@ -201,7 +206,8 @@ def run_batch(
         except KeyboardInterrupt:
             raise Interrupted(
                 f"{description}: interrupted by Ctrl-C after {finished} of {len(todo)} item(s); finished outputs kept",
-                hint="run the same command again with --skip-existing to continue",
+                hint="run the same command again with skip_existing to continue",
+                settings=("skip_existing",),
             ) from None
 
     return BatchReport(description, [r for r in results if r is not None], time.perf_counter() - start)

@@ -31,15 +31,18 @@ def resolve_device(spec: str = "auto") -> torch.device:
         return torch.device("cpu")
     if spec == "cuda" or spec.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise UsageError(f"--device {spec}: CUDA is not available here", hint="use --device cpu or auto")
+            raise UsageError(
+                f"device {spec}: CUDA is not available here", hint="use device cpu or auto", settings=("device",)
+            )
         device = torch.device(spec)
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise UsageError(
-                f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present",
-                hint="use an index below the device count",
+                f"device {spec}: only {torch.cuda.device_count()} CUDA device(s) present",
+                hint="use an index below the number of CUDA devices",
+                settings=("device",),
             )
         return device
-    raise UsageError(f"--device {spec!r} is not one of auto, cpu, cuda, cuda:N")
+    raise UsageError(f"device {spec!r} is not one of auto, cpu, cuda, cuda:N", settings=("device",))
 
 
 def seed_everything(seed: int) -> None:

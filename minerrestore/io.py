@@ -85,6 +85,24 @@ class LoadedImage:
         """(width, height) in pixels."""
         return self.rgb.shape[1], self.rgb.shape[0]
 
+    @classmethod
+    def from_array(cls, array: np.ndarray, path: Path | None = None, notes: list[str] | None = None) -> LoadedImage:
+        """Split a uint8 HxW, HxWx3 or HxWx4 array into RGB, alpha and greyness (the one place that decides).
+
+        An HxW array is grey; an RGB one counts as grey when its channels differ by at most
+        2 levels (JPEG chroma noise on a grey photo).
+        """
+        alpha = None
+        if array.ndim == 3 and array.shape[2] == 4:
+            alpha = np.ascontiguousarray(array[..., 3])
+            array = array[..., :3]
+        if array.ndim == 2:
+            rgb, is_grey = np.repeat(array[..., None], 3, axis=2), True
+        else:
+            rgb = np.ascontiguousarray(array)
+            is_grey = _rgb_is_grey(rgb)
+        return cls(rgb=rgb, alpha=alpha, is_grey=is_grey, path=path, notes=list(notes or []))
+
 
 def max_pixels() -> int:
     """The pixel-count limit for reading, from ``MINERRESTORE_MAX_PIXELS`` or the default."""
@@ -175,20 +193,10 @@ def read_image(path: str | Path) -> LoadedImage:
     if orientation in _ORIENTATIONS and orientation != 1:
         array = np.ascontiguousarray(_ORIENTATIONS[orientation](array))
         notes.append(f"EXIF orientation {orientation} applied")
-    alpha = None
-    if array.ndim == 3 and array.shape[2] == 4:
-        alpha = np.ascontiguousarray(array[..., 3])
-        array = array[..., :3]
-    if array.ndim == 2:
-        rgb = np.repeat(array[..., None], 3, axis=2)
-        is_grey = True
-    else:
-        rgb = np.ascontiguousarray(array)
-        is_grey = _rgb_is_grey(rgb)
     for note in notes:
         if note.startswith("16-bit"):
             warnings.warn(f"{path}: {note}", UserWarning, stacklevel=2)
-    return LoadedImage(rgb=rgb, alpha=alpha, is_grey=is_grey, path=path, notes=notes)
+    return LoadedImage.from_array(array, path, notes)
 
 
 def _decode_pil(image: Image.Image, path: Path, notes: list[str]) -> np.ndarray:

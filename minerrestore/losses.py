@@ -34,9 +34,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from minerrestore.archs.discriminators import COMPONENTS  # facial components, in box order
-from minerrestore.config import IdentityDistance
 from minerrestore.errors import WeightsError
-from minerrestore.weights import find_weight, load_state_dict
+from minerrestore.models.catalogue import is_present, resolve_file
+from minerrestore.models.files import load_state_dict
+from minerrestore.train.config import IdentityDistance
 
 EYE_HALF_SIZE = 0.24
 """Half side of an eye box as a fraction of the distance between the eyes (an eye is about
@@ -275,12 +276,12 @@ def load_vgg19_features(path: str | Path | None = None) -> VGG19Features:
     """:class:`VGG19Features` with torchvision's ImageNet weights, frozen, in eval mode.
 
     Args:
-        path: ``vgg19-dcbb9e9d.pth``; default: found by the name ``vgg19.imagenet``.
+        path: ``vgg19-dcbb9e9d.pth``; default: the catalogue file ``vgg19``.
 
     Raises:
         WeightsError: missing file (the message names its URL) or unexpected content.
     """
-    source = Path(path) if path is not None else find_weight("vgg19.imagenet")
+    source = Path(path) if path is not None else resolve_file("vgg19")
     model = VGG19Features()
     wanted = model.features.state_dict()
     state = {key.removeprefix("features."): value for key, value in load_state_dict(source).items()}
@@ -436,15 +437,13 @@ def create_perceptual_loss(backbone: str = "auto") -> PerceptualLoss:
     """The perceptual/style loss on the chosen backbone.
 
     Args:
-        backbone: ``vgg19`` (the paper's; torchvision file ``vgg19.imagenet``), ``vgg16_lpips``
+        backbone: ``vgg19`` (the paper's; torchvision file, catalogue name ``vgg19``), ``vgg16_lpips``
             (the shipped LPIPS VGG-16 backbone) or ``auto`` (VGG-19 when its file is present).
 
     Raises:
         WeightsError: the chosen backbone's file is missing.
     """
-    from minerrestore.weights import locate
-
-    if backbone == "vgg19" or (backbone == "auto" and locate("vgg19.imagenet") is not None):
+    if backbone == "vgg19" or (backbone == "auto" and is_present("vgg19")):
         return PerceptualLoss(load_vgg19_features(), VGG19_LAYER_WEIGHTS, "vgg19")
     from minerrestore.metrics.lpips import load_vgg16_features
 
@@ -463,9 +462,8 @@ def create_identity_loss(network: str, face_size: int, distance: IdentityDistanc
         WeightsError: the chosen network's file is missing.
     """
     from minerrestore.archs.identity import arcface_input, load_arcface_resnet18, load_mobilefacenet
-    from minerrestore.weights import locate
 
-    if network == "arcface" or (network == "auto" and locate("identity.arcface_resnet18") is not None):
+    if network == "arcface" or (network == "auto" and is_present("arcface-resnet18")):
         return IdentityLoss(load_arcface_resnet18(), arcface_input, "arcface_resnet18", distance)
     return IdentityLoss(load_mobilefacenet(), ArcFaceCrop(face_size), "mobilefacenet", distance)
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from minerrestore.baselines import classical_restore, unsharp_mask
-from minerrestore.degrade import apply_degradation
+from minerrestore.data.degradation import apply_degradation
 
 
 def _smooth_face_like(size: int = 96) -> np.ndarray:

@@ -81,7 +81,7 @@ def test_metric_selection() -> None:
     assert choose_metrics(["NIQE", " fid"], has_gt=False, has_reference=True) == ("niqe", "fid")
     with pytest.raises(UsageError, match="unknown metric"):
         choose_metrics(["psnr", "brisque"], True, True)
-    with pytest.raises(UsageError, match="--gt"):
+    with pytest.raises(UsageError, match="add gt GT_DIR"):
         choose_metrics(["ssim"], False, True)
     with pytest.raises(UsageError, match="reference set"):
         choose_metrics(["fid"], True, False)

@@ -10,7 +10,7 @@ import pytest
 
 from minerrestore.cli import main
 from minerrestore.io import list_images
-from minerrestore.restore import load_model
+from minerrestore.models.catalogue import load_model
 from tests.conftest import REPO_ROOT
 
 EXAMPLES = REPO_ROOT / "examples"

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 
-def test_weights_registry_does_not_import_torch() -> None:
-    code = "import sys, minerrestore, minerrestore.weights, minerrestore.io; print('torch' in sys.modules)"
+def test_model_catalogue_does_not_import_torch() -> None:
+    code = "import sys, minerrestore, minerrestore.models, minerrestore.io; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
 

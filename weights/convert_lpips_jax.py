@@ -31,7 +31,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from minerrestore.weights import save_state_dict  # noqa: E402
+from minerrestore.models.files import save_state_dict  # noqa: E402
 
 # flax module name -> (output file, torchvision indices of the backbone convolutions)
 NETWORKS = {

@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from minerrestore.archs.identity import MobileFaceNet  # noqa: E402
-from minerrestore.weights import load_state_dict, save_state_dict  # noqa: E402
+from minerrestore.models.files import load_state_dict, save_state_dict  # noqa: E402
 
 
 def main() -> None:

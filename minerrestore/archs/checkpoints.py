@@ -1,6 +1,6 @@
 """Loading, converting, initialising and inspecting restorer checkpoints.
 
-Supported files (all read through :func:`minerrestore.weights.load_state_dict`: safetensors,
+Supported files (all read through :func:`minerrestore.models.files.load_state_dict`: safetensors,
 or ``torch.load(weights_only=True)``; a pickle that carries code is refused, never run):
 
 - official GFP-GAN v1.3 / v1.4 (``GFPGANv1.3.pth``, ``GFPGANv1.4.pth``): ``{"params_ema": ...}``
@@ -45,7 +45,7 @@ from minerrestore.archs.restorer import (
 )
 from minerrestore.archs.stylegan2 import StyleGAN2Generator, stylegan2_channels
 from minerrestore.errors import ConfigError, WeightsError
-from minerrestore.weights import load_state_dict, save_state_dict
+from minerrestore.models.files import load_state_dict, save_state_dict
 
 STATE_DICT_KEYS = ("params_ema", "params")  # basicsr / GFP-GAN checkpoints, EMA weights first
 MODEL_FORMAT = "minerrestore.restorer"  # safetensors metadata: format=MODEL_FORMAT, arch=RestorerConfig JSON
@@ -162,7 +162,7 @@ def _stored_config(path: Path, loaded: Mapping[str, Any]) -> RestorerConfig | No
         return None
     try:
         return RestorerConfig.from_dict(values)
-    except (ConfigError, TypeError) as exc:
+    except ConfigError as exc:
         raise WeightsError(f"{path}: invalid restorer configuration stored in the file ({exc})") from exc
 
 

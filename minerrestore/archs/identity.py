@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from minerrestore.errors import WeightsError
-from minerrestore.weights import find_weight, load_state_dict
+from minerrestore.models.catalogue import resolve_file
+from minerrestore.models.files import load_state_dict
 
 MOBILEFACENET_INPUT_SIZE = 112
 ARCFACE_INPUT_SIZE = 128
@@ -285,7 +286,7 @@ def load_mobilefacenet(path: str | Path | None = None) -> MobileFaceNet:
     Raises:
         WeightsError: the file is missing or does not match the network.
     """
-    source = path or find_weight("identity.mobilefacenet")
+    source = path or resolve_file("mobilefacenet")
     return _load_into(MobileFaceNet(), load_state_dict(source), str(source))
 
 
@@ -299,6 +300,6 @@ def load_arcface_resnet18(path: str | Path | None = None) -> ResNetArcFace:
         WeightsError: the file is missing (the message gives its official URL), unsafe,
             or does not match the network.
     """
-    source = path or find_weight("identity.arcface_resnet18")
+    source = path or resolve_file("arcface-resnet18")
     state = arcface_checkpoint_filter_fn(load_state_dict(source))
     return _load_into(ResNetArcFace(), state, str(source))

@@ -39,7 +39,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
         UsageError: unknown name.
     """
     if precision not in PRECISIONS:
-        raise UsageError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        raise UsageError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}", settings=("precision",))
     if precision == "auto":
         return torch.bfloat16 if bfloat16_native(device) else torch.float32
     return torch.bfloat16 if precision == "bfloat16" else torch.float32
@@ -53,13 +53,15 @@ def float32_region(device: torch.device) -> contextlib.AbstractContextManager[ob
 
 
 @contextlib.contextmanager
-def autocast(precision: str, device: torch.device) -> Iterator[torch.dtype]:
-    """Run the enclosed forward in ``precision``; yields the dtype chosen.
+def autocast(precision: str | torch.dtype, device: torch.device) -> Iterator[torch.dtype]:
+    """Run the enclosed forward in ``precision`` (a name, or a dtype already resolved); yields the dtype.
 
     Inputs and outputs stay float32; inside, convolutions and matrix multiplies run in
     bfloat16 when it is chosen (``torch.autocast``). Combine with ``torch.inference_mode()``.
+    Callers that run many batches resolve the name once (:func:`resolve_precision`) and pass
+    the dtype.
     """
-    dtype = resolve_precision(precision, device)
+    dtype = precision if isinstance(precision, torch.dtype) else resolve_precision(precision, device)
     if dtype == torch.float32:
         yield dtype
         return

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from minerrestore.archs.restorer import SCHEME_NOTES, SCHEMES, RestorerConfig, RestorerNet
+from minerrestore.archs.restorer import RestorerConfig, RestorerNet
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -42,30 +42,43 @@ def count_flops(config: RestorerConfig, batch: int = 1) -> int:
 
 
 def scheme_table(sizes: Iterable[int] = (512, 128), names: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """One row per named scheme: removal, modulation, parameters and GFLOPs per face at each size.
+    """One row per architecture and restorer of the catalogue: parameters and GFLOPs per face.
 
-    Parameters are counted at the first size (they depend on the size only through the number
-    of levels). Schemes with identical configurations (E = D, G = C) are measured once.
+    Architectures are measured at every size, parameters at the first one (they depend on the
+    size only through the number of levels); a restorer is measured at its own size. Identical
+    configurations (E = D, G = C) are measured once.
+
+    Args:
+        sizes: face sizes of the architectures' GFLOPs columns.
+        names: catalogue names (default: every architecture, then every restorer).
     """
+    from minerrestore.models.catalogue import entries, get_entry
+
     sizes = list(sizes)
+    chosen = entries("architecture", "restorer") if names is None else [get_entry(name) for name in names]
+    architectures = {entry.scheme: entry.name for entry in entries("architecture")}
     measured: dict[RestorerConfig, tuple[int, float]] = {}
     rows = []
-    for name in names if names is not None else SCHEMES:
-        config = SCHEMES[name]
+    for entry in chosen:
+        config = entry.config()
         row: dict[str, Any] = {
-            "scheme": name,
+            "name": entry.name,
+            "aliases": list(entry.aliases),
+            "kind": entry.kind,
+            "scheme": entry.scheme,
+            "architecture": architectures[entry.scheme],
             "removal": config.removal,
             "modulation": config.modulation,
             "channel_multiplier": config.channel_multiplier,
-            "note": SCHEME_NOTES[name],
+            "out_size": config.out_size if entry.kind == "restorer" else None,
+            "note": entry.purpose,
         }
-        for size in sizes:
+        for size in sizes if entry.kind == "architecture" else [config.out_size]:
             sized = RestorerConfig.from_dict({**config.to_dict(), "out_size": size})
             if sized not in measured:
                 model = _meta_restorer(sized)
                 measured[sized] = (count_parameters(model), _flops(model, 1) / 1e9)
-            if size == sizes[0]:
-                row["parameters"] = measured[sized][0]
+            row.setdefault("parameters", measured[sized][0])
             row[f"gflops_{size}"] = measured[sized][1]
         rows.append(row)
     return rows

@@ -37,7 +37,8 @@ from minerrestore.archs.sft import (
 from minerrestore.archs.stylegan2 import StyleGAN2Generator, stylegan2_channels
 from minerrestore.archs.unet import DegradationRemoval, UNet
 from minerrestore.archs.unetpp import UNetPlusPlus
-from minerrestore.errors import ConfigError, UsageError
+from minerrestore.errors import UsageError
+from minerrestore.settings import InvalidSetting, build
 
 RemovalName = Literal["unet", "unetpp"]
 REMOVALS: tuple[str, ...] = get_args(RemovalName)
@@ -72,19 +73,20 @@ class RestorerConfig:
     se_reduction: int = SE_REDUCTION
 
     def __post_init__(self) -> None:
-        if self.removal not in REMOVALS:
-            raise ConfigError(f"removal {self.removal!r} is not one of {', '.join(REMOVALS)}")
-        if self.modulation not in MODULATIONS:
-            raise ConfigError(f"modulation {self.modulation!r} is not one of {', '.join(MODULATIONS)}")
+        for key, choices in (("removal", REMOVALS), ("modulation", MODULATIONS)):
+            if getattr(self, key) not in choices:
+                raise InvalidSetting(key, f"{getattr(self, key)!r} is not one of {', '.join(choices)}")
         size = self.out_size
         if not isinstance(size, int) or size < 16 or size > 1024 or size & (size - 1):
-            raise ConfigError(f"out_size must be a power of two from 16 to 1024, got {size!r}")
-        if self.channel_multiplier < 1 or self.num_style_feat < 1 or self.num_mlp < 0 or self.se_reduction < 1:
-            raise ConfigError(f"invalid sizes in {self}")
+            raise InvalidSetting("out_size", f"must be a power of two from 16 to 1024, got {size!r}")
+        for key, least in (("channel_multiplier", 1), ("num_style_feat", 1), ("num_mlp", 0), ("se_reduction", 1)):
+            if getattr(self, key) < least:
+                raise InvalidSetting(key, f"must be at least {least}, got {getattr(self, key)!r}")
         prior_channels = stylegan2_channels(self.channel_multiplier, self.narrow)[size]
         if not 0 < self.narrow <= 4 or prior_channels < 2 or prior_channels % 2:
-            raise ConfigError(
-                f"narrow={self.narrow} gives {prior_channels} channels at {size} px",
+            raise InvalidSetting(
+                "narrow",
+                f"{self.narrow} gives {prior_channels} channels at {size} px",
                 hint="channels must be even and at least 2: raise narrow or channel_multiplier",
             )
 
@@ -94,14 +96,12 @@ class RestorerConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> RestorerConfig:
-        """Build from a mapping; unknown keys raise :class:`ConfigError`."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown restorer setting(s) {', '.join(unknown)}", hint=f"known: {', '.join(sorted(known))}"
-            )
-        return cls(**values)
+        """Build from a mapping (a YAML section, a file's stored JSON) with :func:`minerrestore.settings.build`.
+
+        Raises:
+            ConfigError: unknown key (with close matches), wrong type or invalid value, named by its key.
+        """
+        return build(cls, values, kind="restorer setting")
 
 
 SCHEMES: dict[str, RestorerConfig] = {
@@ -115,18 +115,8 @@ SCHEMES: dict[str, RestorerConfig] = {
     "gfpgan-clean": RestorerConfig(removal="unet", modulation="cs-sft", channel_multiplier=2),
 }
 """Named architectures: the paper's schemes A-G (channel multiplier 1, 512 px) and the
-official GFP-GAN v1.3/v1.4 network (scheme A with channel multiplier 2)."""
-
-SCHEME_NOTES: dict[str, str] = {
-    "A": "U-Net + CS-SFT (GFP-GAN)",
-    "B": "U-Net + SE-CSSFT",
-    "C": "UNet++ + CS-SFT",
-    "D": "UNet++ + SE-CSSFT (proposed)",
-    "E": "same as D",
-    "F": "UNet++ + SE-SFT",
-    "G": "same as C",
-    "gfpgan-clean": "official GFP-GAN v1.3/v1.4 layout (A, channel multiplier 2)",
-}
+official GFP-GAN v1.3/v1.4 network (scheme A with channel multiplier 2). Their catalogue names
+and descriptions (``scheme-a`` ... ``scheme-g``, ``gfpgan-clean``): :mod:`minerrestore.models.catalogue`."""
 
 
 class RestorerOutput(NamedTuple):
@@ -265,3 +255,15 @@ def create_restorer(name_or_config: str | RestorerConfig | Mapping[str, Any] = "
     Load weights with :mod:`minerrestore.archs.checkpoints`.
     """
     return RestorerNet(resolve_config(name_or_config, **overrides))
+
+
+def freeze_constant_input_at_zero(generator: nn.Module) -> None:
+    """Set the restorer's StyleGAN2 4 x 4 constant input to zero and stop training it.
+
+    Trained without a prior, the constant learns the training set's average face, which the
+    decoder paints over every input (``model.zero_constant_input``, ``export --zero-constant-input``).
+    """
+    constant = generator.stylegan_decoder.constant_input.weight
+    constant.requires_grad_(False)
+    with torch.no_grad():
+        constant.zero_()

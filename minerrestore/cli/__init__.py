@@ -3,14 +3,16 @@
 Each subcommand lives in its own module of this package; it parses options and calls
 one library function. Errors are handled here, in one place: a
 :class:`~minerrestore.errors.MinerRestoreError` becomes one line on stderr (with its
-hint) and exit code 1 (2 for usage errors); set ``MINERRESTORE_DEBUG=1`` for the
-traceback.
+hint) and exit code 1 (2 for usage errors), with the settings it names written as
+flags (:func:`flag_text`); set ``MINERRESTORE_DEBUG=1`` for the traceback.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
+from collections.abc import Iterable
 from typing import Annotated
 
 import typer
@@ -63,6 +65,24 @@ app.command("models")(models_command)
 app.add_typer(weights_app, name="weights")
 
 
+FLAG_NAMES = {"out_dir": "out"}
+"""Settings whose flag is not the name with dashes (``out_dir`` is ``--out``)."""
+
+
+def flag_text(text: str, settings: Iterable[str]) -> str:
+    """``text`` with each of ``settings`` written as its flag (``skip_existing`` -> ``--skip-existing``).
+
+    Names in :data:`FLAG_NAMES` take their flag from there. Only a name that stands as a
+    word of its own is replaced (see :class:`~minerrestore.errors.MinerRestoreError`):
+    ``ref`` is not replaced inside ``ref_stats``, ``/data/out_dir`` or ``train.out_dir=...``.
+    """
+    names = sorted(set(settings), key=len, reverse=True)
+    if not names:
+        return text
+    pattern = r"(?<!\S)(" + "|".join(map(re.escape, names)) + r")(?=[:,;.]?(?:\s|$))"
+    return re.sub(pattern, lambda match: "--" + FLAG_NAMES.get(match[1], match[1]).replace("_", "-"), text)
+
+
 def main(args: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script passes it to ``sys.exit``)."""
     try:
@@ -72,9 +92,9 @@ def main(args: list[str] | None = None) -> int:
     except MinerRestoreError as exc:
         if os.environ.get(DEBUG_ENV):
             raise
-        typer.echo(f"error: {exc.message}", err=True)
+        typer.echo(f"error: {flag_text(exc.message, exc.settings)}", err=True)
         if exc.hint:
-            typer.echo(f"hint: {exc.hint}", err=True)
+            typer.echo(f"hint: {flag_text(exc.hint, exc.settings)}", err=True)
         return exc.exit_code
     return 0
 
@@ -82,4 +102,4 @@ def main(args: list[str] | None = None) -> int:
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
-__all__ = ["EXIT_USAGE", "app", "main"]
+__all__ = ["EXIT_USAGE", "FLAG_NAMES", "app", "flag_text", "main"]

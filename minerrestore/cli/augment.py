@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from minerrestore.augment import AUGMENT_MANIFEST, OPS, AugmentSettings, augment_folder, preview_augment
 from minerrestore.cli.options import (
     JsonOption,
     QuietOption,
@@ -18,6 +17,7 @@ from minerrestore.cli.options import (
     finish,
     resolve_workers,
 )
+from minerrestore.data.augment import AUGMENT_MANIFEST, OPS, AugmentSettings, augment_folder, preview_augment
 from minerrestore.errors import UsageError
 
 

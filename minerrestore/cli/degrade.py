@@ -14,12 +14,14 @@ from minerrestore.cli.options import (
     SeedOption,
     SkipExistingOption,
     WorkersOption,
+    default_of,
     finish,
     resolve_workers,
 )
-from minerrestore.degrade import DEFAULT_SIZE, DEGRADE_MANIFEST, FITS, degrade_folder, preview_degrade
+from minerrestore.data.degradation import FITS, DegradationSettings
+from minerrestore.data.pairs import DEGRADE_MANIFEST, degrade_folder, preview_degrade
+from minerrestore.data.presets import BUILTIN_PRESETS
 from minerrestore.errors import UsageError
-from minerrestore.presets import BUILTIN_PRESETS
 
 
 def degrade_command(
@@ -27,13 +29,13 @@ def degrade_command(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (required unless --preview).")] = None,
     preset: Annotated[
         str, typer.Option("--preset", help=f"{' or '.join(BUILTIN_PRESETS)}, or a path to your own YAML preset.")
-    ] = BUILTIN_PRESETS[0],
+    ] = DegradationSettings.preset,
     size: Annotated[
         int, typer.Option("--size", min=8, help="Side of the square ground truth in pixels.")
-    ] = DEFAULT_SIZE,
+    ] = DegradationSettings.size,
     fit: Annotated[
         str, typer.Option("--fit", help=f"Non-square sources: {' or '.join(FITS)} (centre square or plain resize).")
-    ] = FITS[0],
+    ] = DegradationSettings.fit,
     split: Annotated[
         float | None,
         typer.Option("--split", help="Train fraction, e.g. 0.8: OUT/train and OUT/test, by source image."),
@@ -42,12 +44,12 @@ def degrade_command(
         Path | None,
         typer.Option("--replay", help="Redo a degrade_manifest.jsonl bit for bit (sources under IN)."),
     ] = None,
-    ext: Annotated[str, typer.Option("--ext", help="Output format of gt and lq.")] = "png",
+    ext: Annotated[str, typer.Option("--ext", help="Output format of gt and lq.")] = default_of(degrade_folder, "ext"),
     preview: Annotated[
         Path | None,
         typer.Option("--preview", help="Only write a contact sheet PNG of the first few inputs, then stop."),
     ] = None,
-    seed: SeedOption = 0,
+    seed: SeedOption = DegradationSettings.seed,
     workers: WorkersOption = None,
     skip_existing: SkipExistingOption = False,
     recursive: RecursiveOption = False,
@@ -58,8 +60,9 @@ def degrade_command(
 
     Every drawn parameter goes to OUT/degrade_manifest.jsonl; --replay redoes it exactly.
     """
+    settings = DegradationSettings(preset=preset, size=size, fit=fit, seed=seed)
     if preview is not None:
-        path = preview_degrade(input_path, preview, preset=preset, size=size, fit=fit, seed=seed, recursive=recursive)
+        path = preview_degrade(input_path, preview, settings, recursive=recursive)
         typer.echo(str(path))
         return
     if out is None:
@@ -67,11 +70,8 @@ def degrade_command(
     report = degrade_folder(
         input_path,
         out,
-        preset=preset,
-        size=size,
-        fit=fit,
+        settings,
         split=split,
-        seed=seed,
         replay=replay,
         ext=ext,
         workers=resolve_workers(workers),

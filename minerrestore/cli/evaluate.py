@@ -9,7 +9,7 @@ import typer
 
 from minerrestore.cli.options import DeviceOption, JsonOption, QuietOption, write_json_summary
 from minerrestore.errors import UsageError
-from minerrestore.metrics import METRICS
+from minerrestore.metrics import DEFAULT_BATCH_SIZE, DEFAULT_LPIPS_NET, METRICS
 
 
 def evaluate_command(
@@ -38,12 +38,14 @@ def evaluate_command(
         int, typer.Option("--crop-border", min=0, help="Pixels dropped on each side for PSNR, SSIM and NIQE.")
     ] = 0,
     y_channel: Annotated[bool, typer.Option("--y-channel", help="PSNR and SSIM on the Y channel, not RGB.")] = False,
-    lpips_net: Annotated[str, typer.Option("--lpips-net", help="LPIPS backbone: alex or vgg.")] = "alex",
+    lpips_net: Annotated[str, typer.Option("--lpips-net", help="LPIPS backbone: alex or vgg.")] = DEFAULT_LPIPS_NET,
     unaligned: Annotated[
         bool,
         typer.Option("--unaligned", help="Images are not FFHQ-aligned faces: resize whole images for identity."),
     ] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per network batch.")] = 8,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Images per network batch.")
+    ] = DEFAULT_BATCH_SIZE,
     device: DeviceOption = "auto",
     json_path: JsonOption = None,
     quiet: QuietOption = False,
@@ -52,7 +54,8 @@ def evaluate_command(
 
     The table (stdout) states the exact variant of every metric; notes go to stderr.
     """
-    from minerrestore.evaluate import evaluate, print_report
+    from minerrestore.evaluate import evaluate
+    from minerrestore.evaluate_report import print_report
 
     if lpips_net not in ("alex", "vgg"):
         raise UsageError(f"--lpips-net {lpips_net!r} is not alex or vgg")

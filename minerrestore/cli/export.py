@@ -22,7 +22,7 @@ def export_command(
     ] = False,
 ) -> None:
     """Export the EMA generator of a checkpoint for `minerrestore restore --model FILE`, mid-run or after."""
-    from minerrestore.train import describe_export, export_checkpoint
+    from minerrestore.models.export import describe_export, export_checkpoint
 
     path = export_checkpoint(source, out, half=half, zero_constant_input=zero_constant_input)
     typer.echo(f"wrote {path} ({describe_export(path)})")

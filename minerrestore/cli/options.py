@@ -7,8 +7,9 @@ Each option is an ``Annotated`` alias so that every command spells it the same w
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +30,11 @@ SkipExistingOption = Annotated[
 ]
 RecursiveOption = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")]
+
+
+def default_of(function: Callable[..., Any], parameter: str) -> Any:
+    """The default value of a library function's parameter, so an option's default is written once."""
+    return inspect.signature(function).parameters[parameter].default
 
 
 def resolve_workers(workers: int | None) -> int:

@@ -14,20 +14,19 @@ from minerrestore.cli.options import (
     QuietOption,
     RecursiveOption,
     SkipExistingOption,
+    default_of,
     finish,
 )
+from minerrestore.distributed import distributed_env
 from minerrestore.face.detect import DETECTORS
-from minerrestore.face.paste import DEFAULT_MASK_SHAPE
-from minerrestore.restore import (
-    DEFAULT_MODEL,
-    DEFAULT_SAVE,
-    MODEL_NAMES,
-    REPORT_NAME,
-    SAVE_KINDS,
-    Restorer,
-    distributed_env,
-    parse_save,
-    restore_paths,
+from minerrestore.models.catalogue import DEFAULT_MODEL, get_entry, names
+from minerrestore.restore import Restorer
+from minerrestore.restore_files import DEFAULT_SAVE, REPORT_NAME, SAVE_KINDS, restore_paths
+
+_MODEL_HELP = (
+    f"{', '.join(names('restorer'))} ({DEFAULT_MODEL} = {get_entry(DEFAULT_MODEL).name}; "
+    "old names such as restorer.d128 still work), "
+    "a training run folder, or a file."
 )
 
 
@@ -43,46 +42,54 @@ def restore_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (sub-folders per --save, report.json).")],
     model: Annotated[
         str,
-        typer.Option("--model", "-m", help=f"{', '.join(MODEL_NAMES)}, a training run folder, or a file."),
-    ] = DEFAULT_MODEL,
+        typer.Option("--model", "-m", help=_MODEL_HELP),
+    ] = Restorer.model,
     save: Annotated[
         str, typer.Option("--save", help=f"Comma-separated outputs among {','.join(SAVE_KINDS)}, or all.")
     ] = ",".join(DEFAULT_SAVE),
-    detector: Annotated[str, typer.Option("--detector", help=f"Face detector: {' or '.join(DETECTORS)}.")] = "yunet",
+    detector: Annotated[
+        str, typer.Option("--detector", help=f"Face detector: {' or '.join(DETECTORS)}.")
+    ] = Restorer.detector,
     det_threshold: Annotated[
         float | None, typer.Option("--det-threshold", help="Detection score threshold (default: the detector's).")
     ] = None,
-    min_face: Annotated[float, typer.Option("--min-face", min=0, help="Ignore smaller faces (pixels).")] = 10.0,
+    min_face: Annotated[
+        float, typer.Option("--min-face", min=0, help="Ignore smaller faces (pixels).")
+    ] = Restorer.min_face,
     aligned: Annotated[bool, typer.Option("--aligned", help="Inputs already are FFHQ-aligned faces.")] = False,
     only_center_face: Annotated[bool, typer.Option("--only-center-face", help="Only the central face.")] = False,
     max_faces: Annotated[
         int | None, typer.Option("--max-faces", min=1, help="At most this many faces per photo (best first).")
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Faces per network forward.")] = 4,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Faces per network forward.")
+    ] = Restorer.batch_size,
     fidelity: Annotated[
         float, typer.Option("--fidelity", min=0.0, max=1.0, help="0 = pure face prior ... 1 = closest to the input.")
-    ] = 1.0,
+    ] = Restorer.fidelity,
     upscale: Annotated[
         float, typer.Option("--upscale", min=1.0, max=16.0, help="Output size factor (background: Lanczos).")
-    ] = 2.0,
+    ] = Restorer.upscale,
     color_match: Annotated[
         str, typer.Option("--color-match", help="Match pasted faces to the photo: mean, meanstd or none.")
-    ] = "mean",
+    ] = Restorer.color_match,
     parse: Annotated[
         bool, typer.Option("--parse", help="ParseNet face masks for pasting (user file; ~6 s per face on CPU).")
     ] = False,
     paste_mask: Annotated[
         str, typer.Option("--paste-mask", help="Without --parse: oval (the face only) or square (the whole crop).")
-    ] = DEFAULT_MASK_SHAPE,
-    ext: Annotated[str, typer.Option("--ext", help="auto (as the input), png or jpg.")] = "auto",
+    ] = Restorer.paste_mask,
+    ext: Annotated[str, typer.Option("--ext", help="auto (as the input), png or jpg.")] = default_of(
+        restore_paths, "ext"
+    ),
     suffix: Annotated[str | None, typer.Option("--suffix", help="Append _SUFFIX to restored file names.")] = None,
-    device: DeviceOption = "auto",
+    device: DeviceOption = Restorer.device,
     precision: Annotated[
         str, typer.Option("--precision", help="auto (bfloat16 where native), float32 or bfloat16.")
-    ] = "auto",
+    ] = Restorer.precision,
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Processes over files (default 1: torch uses every core).")
-    ] = 1,
+    ] = default_of(restore_paths, "workers"),
     skip_existing: SkipExistingOption = False,
     recursive: RecursiveOption = False,
     quiet: QuietOption = False,
@@ -128,5 +135,5 @@ def restore_command(
         json_path if rank == 0 else None,
         quiet,
         {"out": str(out), "report": str(out / REPORT_NAME)},
-        written=[*(f"{out / kind}/" for kind in parse_save(save) if (out / kind).is_dir()), str(out / REPORT_NAME)],
+        written=report.written,
     )

@@ -8,10 +8,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from minerrestore import weights as registry
 from minerrestore.cli.options import JsonOption, write_json_summary
+from minerrestore.models import catalogue, files
 
-weights_app = typer.Typer(help="List, verify and inspect model files.", invoke_without_command=True)
+weights_app = typer.Typer(
+    help="List, verify and inspect model files by catalogue name (old names such as gfpgan.v1_4 still work).",
+    invoke_without_command=True,
+)
 
 
 @weights_app.callback()
@@ -23,7 +26,7 @@ def list_weights(
     """List every model file: name, purpose, licence, official URL, SHA-256, where looked for, present."""
     if ctx.invoked_subcommand is not None:
         return
-    rows = registry.status_rows(check_hashes=verify)
+    rows = catalogue.status_rows(check_hashes=verify)
     if json_path is not None:
         write_json_summary(json_path, rows)
         if str(json_path) == "-":
@@ -36,8 +39,9 @@ def list_weights(
         if "checksum_ok" in row:
             state = {True: "[green]checksum ok[/green]", False: "[red]CHECKSUM MISMATCH[/red]"}
             present += "\n" + state.get(row["checksum_ok"], f"sha256 {row['actual_sha256']}")
+        aliases = f"\n[dim]also {', '.join(row['aliases'])}[/dim]" if row["aliases"] else ""
         table.add_row(
-            str(row["name"]),
+            f"{row['name']} ({row['kind']}){aliases}",
             str(row["purpose"]),
             str(row["license"]),
             f"{row['source']}\n{row['url']}",
@@ -46,7 +50,7 @@ def list_weights(
         )
     console = Console()
     console.print(table)
-    console.print("searched: " + ", ".join(str(folder) for folder in registry.search_dirs()))
+    console.print("searched: " + ", ".join(str(folder) for folder in files.search_dirs()))
     if verify and any(row.get("checksum_ok") is False for row in rows):
         raise typer.Exit(1)
 
@@ -54,20 +58,24 @@ def list_weights(
 @weights_app.command("inspect")
 def inspect_weights(
     file: Annotated[
-        str, typer.Argument(metavar="FILE", help="Checkpoint file, or a registry name such as gfpgan.v1_4.")
+        str,
+        typer.Argument(
+            metavar="FILE", help="Checkpoint file, or a model name such as gfpgan-v1.4 (old names still work)."
+        ),
     ],
     target: Annotated[
-        str | None, typer.Option("--target", help="Scheme to load into (A-G, gfpgan-clean): what loads, what is new.")
+        str | None,
+        typer.Option(
+            "--target",
+            help="Architecture to load into (scheme-a ... scheme-g or A-G, gfpgan-clean): what loads, what is new.",
+        ),
     ] = None,
     json_path: JsonOption = None,
 ) -> None:
     """Architecture of a checkpoint, its parameter count, and what loads into --target (default: itself)."""
-    from pathlib import Path
-
     from minerrestore.archs.checkpoints import inspect_checkpoint
 
-    path = registry.find_weight(file) if file in registry.REGISTRY and not Path(file).exists() else Path(file)
-    info = inspect_checkpoint(path, target=target)
+    info = inspect_checkpoint(catalogue.resolve_file(file), target=target)
     write_json_summary(json_path, info)
     if json_path is not None and str(json_path) == "-":
         return

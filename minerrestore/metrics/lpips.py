@@ -25,12 +25,14 @@ import torch
 from torch import nn
 
 from minerrestore.errors import UsageError, WeightsError
+from minerrestore.metrics import DEFAULT_LPIPS_NET
 from minerrestore.metrics._images import as_nchw
-from minerrestore.weights import find_weight, load_state_dict
+from minerrestore.models.catalogue import resolve_file
+from minerrestore.models.files import load_state_dict
 
 LpipsNet = Literal["alex", "vgg"]
-LPIPS_NETS: dict[str, str] = {"alex": "lpips.alex", "vgg": "lpips.vgg16"}
-"""``--lpips-net`` value -> weight registry name."""
+LPIPS_NETS: dict[str, str] = {"alex": "lpips-alex", "vgg": "lpips-vgg16"}
+"""``--lpips-net`` value -> model catalogue name."""
 
 # [-1, 1] RGB -> ImageNet-normalised input: (x - shift) / scale, i.e. mean/std of ImageNet
 # rescaled to [-1, 1] (the lpips ScalingLayer constants)
@@ -155,7 +157,7 @@ class LPIPS(nn.Module):
     Input: two N x 3 x H x W RGB batches in [-1, 1]. Output: (N,) distances, lower = closer.
     """
 
-    def __init__(self, net: LpipsNet = "alex") -> None:
+    def __init__(self, net: LpipsNet = DEFAULT_LPIPS_NET) -> None:
         super().__init__()
         if net not in LPIPS_NETS:
             raise ValueError(f"unknown LPIPS backbone {net!r}; choose from {sorted(LPIPS_NETS)}")
@@ -179,11 +181,11 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor]) -> dict[str, torch
 
 def _weights_for(net: str) -> dict[str, torch.Tensor]:
     if net not in LPIPS_NETS:
-        raise UsageError(f"--lpips-net {net!r} is not one of {', '.join(LPIPS_NETS)}")
-    return load_state_dict(find_weight(LPIPS_NETS[net]))
+        raise UsageError(f"lpips_net {net!r} is not one of {', '.join(LPIPS_NETS)}", settings=("lpips_net",))
+    return load_state_dict(resolve_file(LPIPS_NETS[net]))
 
 
-def load_lpips(net: LpipsNet = "alex", device: torch.device | str = "cpu") -> LPIPS:
+def load_lpips(net: LpipsNet = DEFAULT_LPIPS_NET, device: torch.device | str = "cpu") -> LPIPS:
     """LPIPS with the shipped weights, in eval mode, frozen, on ``device``.
 
     Raises:

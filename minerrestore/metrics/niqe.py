@@ -7,8 +7,9 @@ a MATLAB-style bicubic half-size resize); each block gives 18 natural-scene stat
 neighbours); a Gaussian fitted to all blocks is compared with the pristine model of the
 MATLAB release. Lower is better.
 
-The pristine parameters are those BasicSR ships (``basicsr/metrics/niqe_pris_params.npz``,
-Apache-2.0; loaded from the installed package, never copied). The values equal
+The pristine parameters are those BasicSR 1.4.2 ships (``basicsr/metrics/niqe_pris_params.npz``,
+Apache-2.0), shipped unchanged in ``weights/`` (provenance in ``weights/README.md``), so that
+basicsr is not a run-time dependency. The values equal
 ``basicsr.metrics.calculate_niqe`` (which matches MATLAB to 1e-6); this is our own
 vectorised implementation: all blocks of an image are fitted at once.
 """
@@ -26,7 +27,7 @@ from scipy.special import gamma
 
 from minerrestore.errors import WeightsError
 from minerrestore.metrics._images import as_nchw, crop, rgb_to_y
-from minerrestore.weights import find_weight
+from minerrestore.models.catalogue import resolve_file
 
 NIQE_BLOCK = 96
 NIQE_MIN_BLOCKS = 2  # the distorted-image covariance needs at least two blocks
@@ -48,12 +49,12 @@ class PristineModel:
 
 @lru_cache(maxsize=1)
 def load_pristine_model() -> PristineModel:
-    """The MATLAB-release pristine parameters, read from the installed basicsr package.
+    """The MATLAB-release pristine parameters (``weights/niqe_pris_params.npz``, as BasicSR ships them).
 
     Raises:
-        WeightsError: basicsr (or its ``niqe_pris_params.npz``) is not installed.
+        WeightsError: the file is missing or not a NIQE parameter file.
     """
-    path = find_weight("niqe.pristine")
+    path = resolve_file("niqe-pristine")
     try:
         with np.load(path, allow_pickle=False) as params:
             return PristineModel(
@@ -62,7 +63,9 @@ def load_pristine_model() -> PristineModel:
                 window=params["gaussian_window"].astype(np.float64),
             )
     except (KeyError, ValueError, OSError) as exc:
-        raise WeightsError(f"{path}: not a NIQE parameter file ({exc})", hint="reinstall basicsr>=1.4.2") from exc
+        raise WeightsError(
+            f"{path}: not a NIQE parameter file ({exc})", hint="reinstall minerrestore (the file ships in weights/)"
+        ) from exc
 
 
 def _cubic(x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,351 @@
+"""Restore image files and folders into output folders: the file side of ``minerrestore restore``.
+
+:func:`restore_paths` restores files and folders with a :class:`~minerrestore.restore.Restorer`
+into ``restored_imgs/``, ``restored_faces/``, ``cropped_faces/`` and ``cmp/`` of an output
+folder with the batch conventions of :mod:`minerrestore.batch` (progress, per-file errors,
+``skip_existing`` resume), writes ``report.json`` atomically and returns the batch report with
+what it wrote. Under ``torchrun --nproc_per_node=N`` each process takes every N-th file and
+rank 0 merges the reports. Written for minerrestore (MIT).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from minerrestore.batch import BatchReport, run_batch, stderr_console
+from minerrestore.distributed import distributed_env, gather_reports, local_rank_env, merge_reports, shard
+from minerrestore.errors import UsageError
+from minerrestore.io import IMAGE_SUFFIXES, atomic_write_text, list_images, read_image, write_image
+from minerrestore.restore import Restorer, resize_to
+
+SAVE_KINDS = ("restored_imgs", "restored_faces", "cropped_faces", "cmp")
+"""Output sub-folders: whole restored photos, restored aligned faces, aligned input faces,
+input | output side by side."""
+
+DEFAULT_SAVE = ("restored_imgs",)
+OUTPUT_EXTENSIONS = ("auto", "png", "jpg")
+REPORT_NAME = "report.json"
+
+_NO_ALPHA_SUFFIXES = (".jpg", ".jpeg", ".bmp")
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    """One input file and the stem of its outputs (its path relative to the input root, no suffix)."""
+
+    path: Path
+    stem: str
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """Where the outputs of an image go.
+
+    Attributes:
+        out_dir: the output folder.
+        save: sub-folders written, a subset of :data:`SAVE_KINDS`.
+        ext: ``auto`` (restored photo in the input's format, PNG when it has alpha; faces and
+            cmp in PNG), ``png`` or ``jpg``.
+        suffix: appended to output names as ``_<suffix>``.
+    """
+
+    out_dir: Path
+    save: tuple[str, ...] = DEFAULT_SAVE
+    ext: str = "auto"
+    suffix: str | None = None
+
+    def _name(self, stem: str, index: int | None, extension: str, suffixed: bool = True) -> str:
+        name = stem if index is None else f"{stem}_{index:02d}"
+        if suffixed and self.suffix:
+            name += f"_{self.suffix}"
+        return name + extension
+
+    def image_path(self, task: ImageTask, has_alpha: bool = False) -> Path:
+        """Path of the restored photo."""
+        if self.ext != "auto":
+            extension = f".{self.ext}"
+        else:
+            extension = task.path.suffix.lower()
+            if extension not in IMAGE_SUFFIXES or (has_alpha and extension in _NO_ALPHA_SUFFIXES):
+                extension = ".png"
+        return self.out_dir / "restored_imgs" / self._name(task.stem, None, extension)
+
+    def face_path(self, kind: str, task: ImageTask, index: int) -> Path:
+        """Path of face ``index`` in ``restored_faces`` or ``cropped_faces``."""
+        extension = ".png" if self.ext == "auto" else f".{self.ext}"
+        return self.out_dir / kind / self._name(task.stem, index, extension, suffixed=kind == "restored_faces")
+
+    def cmp_path(self, task: ImageTask) -> Path:
+        """Path of the side-by-side comparison."""
+        extension = ".png" if self.ext == "auto" else f".{self.ext}"
+        return self.out_dir / "cmp" / self._name(task.stem, None, extension)
+
+    def is_done(self, task: ImageTask) -> bool:
+        """Whether the output written last for ``task`` exists (``skip_existing``).
+
+        That is the restored photo (in either format ``auto`` may have chosen), else the
+        comparison, else the first face.
+        """
+        if "restored_imgs" in self.save:
+            return any(self.image_path(task, has_alpha).exists() for has_alpha in (False, True))
+        if "cmp" in self.save:
+            return self.cmp_path(task).exists()
+        return self.face_path(self.save[0], task, 0).exists()
+
+
+def parse_save(save: str | Iterable[str]) -> tuple[str, ...]:
+    """``restored_imgs,cmp`` (or ``all``) -> a tuple of :data:`SAVE_KINDS`, in their order.
+
+    Raises:
+        UsageError: an unknown or empty selection.
+    """
+    names = [part.strip() for part in (save.split(",") if isinstance(save, str) else save) if part.strip()]
+    if names == ["all"]:
+        return SAVE_KINDS
+    unknown = [name for name in names if name not in SAVE_KINDS]
+    if unknown or not names:
+        raise UsageError(
+            f"save {','.join(names)!r} names no known output" + (f" ({', '.join(unknown)})" if unknown else ""),
+            hint=f"choose from {','.join(SAVE_KINDS)} or all",
+            settings=("save",),
+        )
+    return tuple(kind for kind in SAVE_KINDS if kind in names)
+
+
+def _absolute(path: Path) -> Path:
+    return Path(os.path.abspath(path.expanduser()))
+
+
+def collect_tasks(inputs: Sequence[str | Path], out_dir: Path, recursive: bool = False) -> list[ImageTask]:
+    """The images of ``inputs`` (files and folders), sorted, each with a unique output stem.
+
+    Stems are paths relative to the input folder (or to the common folder of listed files);
+    inputs whose stems collide (``a.jpg`` and ``a.png``) keep their extension in the stem.
+    Files found inside the output sub-folders (earlier outputs) are ignored.
+
+    Raises:
+        UsageError: no images, or an input named explicitly that lies in an output sub-folder.
+    """
+    output_folders = [_absolute(out_dir).resolve() / kind for kind in SAVE_KINDS]
+
+    def in_outputs(path: Path) -> bool:
+        resolved = path.resolve()
+        return any(folder == resolved or folder in resolved.parents for folder in output_folders)
+
+    entries: list[tuple[Path, str]] = []  # (file as given, stem)
+    loose: list[Path] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if in_outputs(path):
+            raise UsageError(
+                f"{item}: input is inside an output folder of {out_dir}",
+                hint="choose another out_dir",
+                settings=("out_dir",),
+            )
+        if path.is_dir():
+            files = [f for f in list_images(path, recursive) if not in_outputs(f)]
+            entries += [(f, f.relative_to(path).with_suffix("").as_posix()) for f in files]
+        else:
+            loose.append(path)  # a missing file becomes a per-file error
+    if loose:
+        common = Path(os.path.commonpath([str(_absolute(p).parent) for p in loose]))
+        entries += [(p, _absolute(p).relative_to(common).with_suffix("").as_posix()) for p in loose]
+    if not entries:
+        raise UsageError(
+            f"no images found in {', '.join(str(i) for i in inputs) or 'the input list'}",
+            hint=f"image files end in {', '.join(IMAGE_SUFFIXES)}; use recursive for sub-folders",
+            settings=("recursive",),
+        )
+    seen: set[Path] = set()
+    unique = []
+    for path, stem in sorted(entries, key=lambda entry: str(entry[0])):
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            unique.append((path, stem))
+    counts: dict[str, int] = {}
+    for _, stem in unique:
+        counts[stem] = counts.get(stem, 0) + 1
+    tasks = [ImageTask(p, f"{s}_{p.suffix.lstrip('.').lower()}" if counts[s] > 1 else s) for p, s in unique]
+    stems = [task.stem for task in tasks]
+    if len(set(stems)) != len(stems):
+        clash = next(stem for stem in stems if stems.count(stem) > 1)
+        raise UsageError(f"two inputs would write the same outputs {clash}", hint="rename one of them")
+    return tasks
+
+
+@dataclass(frozen=True)
+class _FileJob:
+    restorer: Restorer
+    layout: OutputLayout
+    threads: int | None = None  # torch threads in a worker process
+
+
+def _restore_file(job: _FileJob, task: ImageTask) -> dict[str, Any]:
+    """Restore one file and write its outputs (restored photo last); the report entry of the file."""
+    import torch
+
+    if job.threads is not None and torch.get_num_threads() != job.threads:
+        torch.set_num_threads(job.threads)
+    layout = job.layout
+    clock = time.perf_counter()
+    loaded = read_image(task.path)
+    read_seconds = time.perf_counter() - clock
+    result = job.restorer.restore(loaded)
+    clock = time.perf_counter()
+    protect = (task.path,)
+    outputs: dict[str, Any] = {}
+    for kind, attribute in (("cropped_faces", "cropped"), ("restored_faces", "restored")):
+        if kind in layout.save:
+            paths = [layout.face_path(kind, task, face.index) for face in result.faces]
+            for path, face in zip(paths, result.faces, strict=True):
+                write_image(path, getattr(face, attribute), grey=loaded.is_grey, protect=protect)
+            outputs[kind] = [str(path) for path in paths]
+    if "cmp" in layout.save:
+        pair = np.concatenate([resize_to(loaded.rgb, result.image.shape[:2]), result.image], axis=1)  # input | output
+        outputs["cmp"] = str(write_image(layout.cmp_path(task), pair, grey=loaded.is_grey, protect=protect))
+    notes = list(loaded.notes)
+    if "restored_imgs" in layout.save:
+        path = layout.image_path(task, has_alpha=result.alpha is not None)
+        if result.alpha is not None and path.suffix.lower() in _NO_ALPHA_SUFFIXES:
+            notes.append(f"alpha channel dropped: {path.suffix} cannot store it")
+        outputs["restored_imgs"] = str(
+            write_image(path, result.image, alpha=result.alpha, grey=loaded.is_grey, protect=protect)
+        )
+    info = result.to_dict()
+    info["timings"] = {
+        "read": round(read_seconds, 4),
+        **info["timings"],
+        "write": round(time.perf_counter() - clock, 4),
+    }
+    return {**info, "outputs": outputs, "notes": notes}
+
+
+# ============================================================================ the batch
+
+
+def _previous_entries(path: Path) -> dict[str, dict[str, Any]]:
+    """Entries of an earlier report.json by input (for images skipped on resume); {} if unreadable."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        return {entry["item"]: entry for entry in document.get("items", []) if entry.get("status") == "done"}
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+        return {}
+
+
+def _output_folders(layout: OutputLayout) -> list[str]:
+    """The output sub-folders of ``layout`` that exist, as ``out_dir/kind/``."""
+    return [f"{layout.out_dir / kind}/" for kind in layout.save if (layout.out_dir / kind).is_dir()]
+
+
+def restore_paths(
+    inputs: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    restorer: Restorer | None = None,
+    save: str | Iterable[str] = DEFAULT_SAVE,
+    ext: str = "auto",
+    suffix: str | None = None,
+    recursive: bool = False,
+    skip_existing: bool = False,
+    workers: int = 1,
+    quiet: bool = False,
+) -> BatchReport:
+    """Restore image files and folders into ``out_dir``; write ``out_dir/report.json``.
+
+    Under torchrun (``RANK``/``WORLD_SIZE`` set) each process restores every ``WORLD_SIZE``-th
+    file and rank 0 writes the merged report.
+
+    Args:
+        inputs: a file, a folder, or a list of them.
+        out_dir: output folder; sub-folders of ``save`` are created in it.
+        restorer: the pipeline settings (default: ``Restorer()``).
+        save: sub-folders to write (:data:`SAVE_KINDS`, ``"a,b"`` or ``"all"``).
+        ext: ``auto``, ``png`` or ``jpg`` (see :class:`OutputLayout`).
+        suffix: appended to restored output names.
+        recursive: descend into sub-folders of folder inputs (the structure is mirrored).
+        skip_existing: skip images whose restored photo (or first output) already exists.
+        workers: processes; 1 (default) lets torch use every core for the network.
+        quiet: no progress bar or per-failure lines.
+
+    Returns:
+        The :class:`~minerrestore.batch.BatchReport` (merged over ranks on rank 0); each
+        item's ``info`` holds faces (box, score, landmarks), timings, outputs and notes, and
+        its ``written`` lists the output folders (``out_dir/restored_imgs/`` ...) and, on
+        rank 0, ``report.json``.
+
+    Raises:
+        UsageError: bad options or inputs. WeightsError: a missing or invalid model file.
+    """
+    if ext not in OUTPUT_EXTENSIONS:
+        raise UsageError(f"ext {ext!r} is not one of {', '.join(OUTPUT_EXTENSIONS)}", settings=("ext",))
+    if workers < 1:
+        raise UsageError(f"workers must be at least 1, got {workers}")
+    out_dir = Path(out_dir)
+    layout = OutputLayout(out_dir, parse_save(save), ext, suffix or None)
+    restorer = restorer or Restorer()
+    import torch
+
+    rank, world = distributed_env()
+    if world > 1 and restorer.device == "auto" and torch.cuda.is_available():
+        restorer = dataclasses.replace(restorer, device=f"cuda:{local_rank_env()}")
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    tasks = collect_tasks(inputs, out_dir, recursive)
+    header = restorer.load().describe()  # fails fast on a missing model, before any file
+    threads = max(1, torch.get_num_threads() // workers) if workers > 1 else None
+    process = functools.partial(_restore_file, _FileJob(restorer, layout, threads))
+    skip = layout.is_done if skip_existing else None
+    description = "restore" if world == 1 else f"restore (rank {rank} of {world})"
+    report = run_batch(
+        shard(tasks, rank, world), process, workers=workers, description=description, quiet=quiet, skip=skip
+    )
+    if world > 1:
+        parts = gather_reports(report, rank, world)
+        if parts is None:
+            report.written = _output_folders(layout)
+            return report
+        report = merge_reports(parts, [str(task) for task in tasks], "restore")
+    report_path = out_dir / REPORT_NAME
+    previous = _previous_entries(report_path) if skip_existing else {}
+    for result in report.skipped:
+        result.info = previous.get(result.item, {}).get("info", {})
+    document = {
+        **report.to_dict(),
+        **header,
+        "world_size": world,
+        "save": list(layout.save),
+        "ext": ext,
+        "suffix": suffix or None,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(report_path, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+    if not quiet and world > 1:
+        stderr_console.print(f"report of {world} processes: {report_path}")
+    report.written = [*_output_folders(layout), str(report_path)]
+    return report
+
+
+__all__ = [
+    "DEFAULT_SAVE",
+    "OUTPUT_EXTENSIONS",
+    "REPORT_NAME",
+    "SAVE_KINDS",
+    "ImageTask",
+    "OutputLayout",
+    "collect_tasks",
+    "parse_save",
+    "restore_paths",
+]
