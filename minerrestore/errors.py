@@ -78,6 +78,10 @@ class WeightsError(MinerRestoreError):
     exit_code = EXIT_USAGE
 
 
+class DownloadError(MinerRestoreError):
+    """A model file download failed: offline, HTTP error, interrupted, or a SHA-256 mismatch (exit 1)."""
+
+
 class ConfigError(MinerRestoreError):
     """A configuration file or override that is invalid."""
 

@@ -30,6 +30,7 @@ from typing import Any, get_args
 import cv2
 import numpy as np
 
+from minerrestore.background import BG_UPSAMPLERS, DEFAULT_TILE
 from minerrestore.device import resolve_device
 from minerrestore.errors import UsageError
 from minerrestore.face import (
@@ -148,7 +149,8 @@ class Restorer:
         only_center_face: restore only the face nearest the photo's centre.
         aligned: inputs already are FFHQ-aligned faces (no detection, no paste back).
         fidelity: 0 (pure prior) ... 1 (full conditioning on the input, the trained behaviour).
-        upscale: output size factor; the background is enlarged with Lanczos.
+        upscale: output size factor; the background is enlarged with Lanczos, or by
+            ``bg_upsampler``.
         batch_size: faces per network forward (bounds memory on photos with many faces).
         precision: ``auto`` (bfloat16 where native), ``float32`` or ``bfloat16``.
         color_match: ``mean`` (LAB mean of each pasted face matched to the original:
@@ -158,6 +160,10 @@ class Restorer:
             about 6 s per face on a CPU).
         paste_mask: without ``parse``, ``oval`` pastes the face only (forehead to chin, hair
             and background stay the photo's) and ``square`` the whole aligned crop (GFP-GAN's).
+        bg_upsampler: ``none`` (Lanczos) or ``realesrgan`` (Real-ESRGAN x2plus up to
+            ``upscale`` 2, x4plus above: user files ``realesrgan-x2plus`` / ``-x4plus``;
+            :mod:`minerrestore.background`).
+        bg_tile: Real-ESRGAN tile side in input pixels (bounds memory; 0: untiled).
     """
 
     model: str | Path = DEFAULT_MODEL
@@ -176,6 +182,8 @@ class Restorer:
     color_match: str = "mean"
     parse: bool = False
     paste_mask: str = DEFAULT_MASK_SHAPE
+    bg_upsampler: str = "none"
+    bg_tile: int = DEFAULT_TILE
     _loaded: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -200,6 +208,10 @@ class Restorer:
             raise UsageError(f"colour match {self.color_match!r} is not one of {', '.join(color_modes)}")
         if self.paste_mask not in MASK_SHAPES:
             raise UsageError(f"paste mask {self.paste_mask!r} is not one of {', '.join(MASK_SHAPES)}")
+        if self.bg_upsampler not in BG_UPSAMPLERS:
+            raise UsageError(f"bg upsampler {self.bg_upsampler!r} is not one of {', '.join(BG_UPSAMPLERS)}")
+        if self.bg_tile < 0:
+            raise UsageError(f"bg tile must not be negative, got {self.bg_tile}")
         detector_info(self.detector)  # raises on unknown names
 
     # -- settings, pickling, loading
@@ -227,6 +239,12 @@ class Restorer:
         loaded["model"] = load_model(self.model, device)
         loaded["detector"] = None if self.aligned else load_detector(self.detector, device=str(device))
         loaded["parser"] = load_face_parser(device=str(device)) if self.parse and not self.aligned else None
+        loaded["background"] = None
+        if self.bg_upsampler == "realesrgan" and not self.aligned:
+            from minerrestore.background import BackgroundUpsampler
+
+            loaded["background"] = BackgroundUpsampler(device, self.bg_tile)
+            loaded["background"].network(self.upscale)  # a missing file fails now, not per photo
         self._loaded.update(loaded)
         return self
 
@@ -266,10 +284,11 @@ class Restorer:
         clock = time.perf_counter()
         restored = self.restore_crops([item.crop for item in aligned])
         timings["network"] = time.perf_counter() - clock
+        background = self._background(rgb, loaded.is_grey, timings)
         clock = time.perf_counter()
         if loaded.is_grey:  # the network may tint a grey face; keep the saved crops grey
             restored = [np.repeat(cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2) for face in restored]
-        output = self._paste(rgb, aligned, restored, loaded.is_grey)
+        output = self._paste(rgb, aligned, restored, loaded.is_grey, background)
         alpha = None if loaded.alpha is None else upscale_image(loaded.alpha, self.upscale)
         timings["paste"] = time.perf_counter() - clock
         faces = [
@@ -331,7 +350,21 @@ class Restorer:
             restored.extend(y.permute(0, 2, 3, 1).contiguous().cpu().numpy())
         return restored
 
-    def _paste(self, rgb: np.ndarray, aligned: list[Any], restored: list[np.ndarray], grey: bool) -> np.ndarray:
+    def _background(self, rgb: np.ndarray, grey: bool, timings: dict[str, float]) -> np.ndarray | None:
+        """The photo enlarged by the background upsampler (grey stays grey), or None for Lanczos."""
+        upsampler = self._loaded["background"]
+        if upsampler is None:
+            return None
+        clock = time.perf_counter()
+        enlarged = upsampler.upsample(rgb, upscaled_size(rgb.shape[0], rgb.shape[1], self.upscale))
+        if grey:
+            enlarged = np.repeat(cv2.cvtColor(enlarged, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+        timings["background"] = time.perf_counter() - clock
+        return enlarged
+
+    def _paste(
+        self, rgb: np.ndarray, aligned: list[Any], restored: list[np.ndarray], grey: bool, background: np.ndarray | None
+    ) -> np.ndarray:
         if self.aligned:  # the photo is the face: the restored face, enlarged to the output size
             height, width = upscaled_size(rgb.shape[0], rgb.shape[1], self.upscale)
             return resize_to(restored[0], (height, width))
@@ -345,6 +378,7 @@ class Restorer:
             masks=masks,
             color_match=self.color_match,
             grey=grey,
+            upscaled_background=background,
             mask_shape=self.paste_mask,
         )
 

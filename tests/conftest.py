@@ -71,3 +71,17 @@ def portraits(tmp_path: Path) -> Path:
     for name in PORTRAITS:
         shutil.copy(FACES / name, folder / name)
     return folder
+
+
+def patch_entry(monkeypatch: pytest.MonkeyPatch, name: str, **changes: object):
+    """Replace catalogue entry ``name`` for one test (e.g. ``sha256`` of a random-weights file); returns it."""
+    import dataclasses
+
+    from minerrestore.models import catalogue
+
+    old = catalogue.get_entry(name)
+    new = dataclasses.replace(old, **changes)
+    monkeypatch.setattr(catalogue, "CATALOGUE", tuple(new if entry is old else entry for entry in catalogue.CATALOGUE))
+    for key in (old.name, *old.aliases):
+        monkeypatch.setitem(catalogue._BY_NAME, key.lower(), new)
+    return new

@@ -13,6 +13,7 @@ import minerrestore.compat  # noqa: F401  (before any basicsr import)
 from minerrestore import losses as L
 from minerrestore.errors import WeightsError
 from minerrestore.face import template_for
+from tests.conftest import patch_entry
 
 
 def test_gan_losses_match_basicsr_softplus_and_vanilla() -> None:
@@ -118,6 +119,7 @@ def test_vgg19_layout_matches_torchvision_and_loads(tmp_path: Path, monkeypatch:
     weights = tmp_path / "vgg19-dcbb9e9d.pth"
     torch.save({f"features.{k}": v for k, v in reference.state_dict().items()}, weights)
     monkeypatch.setenv("MINERRESTORE_WEIGHTS", str(tmp_path))
+    patch_entry(monkeypatch, "vgg19", sha256=None)  # random weights under the official name: not the published file
     loaded = L.load_vgg19_features()
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     normalised = ((x + 1) / 2 - torch.tensor(L._IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(

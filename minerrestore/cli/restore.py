@@ -68,7 +68,7 @@ def restore_command(
         float, typer.Option("--fidelity", min=0.0, max=1.0, help="0 = pure face prior ... 1 = closest to the input.")
     ] = Restorer.fidelity,
     upscale: Annotated[
-        float, typer.Option("--upscale", min=1.0, max=16.0, help="Output size factor (background: Lanczos).")
+        float, typer.Option("--upscale", min=1.0, max=16.0, help="Output size factor (background: --bg-upsampler).")
     ] = Restorer.upscale,
     color_match: Annotated[
         str, typer.Option("--color-match", help="Match pasted faces to the photo: mean, meanstd or none.")
@@ -79,6 +79,17 @@ def restore_command(
     paste_mask: Annotated[
         str, typer.Option("--paste-mask", help="Without --parse: oval (the face only) or square (the whole crop).")
     ] = Restorer.paste_mask,
+    bg_upsampler: Annotated[
+        str,
+        typer.Option(
+            "--bg-upsampler",
+            help="Background: none (Lanczos) or realesrgan (Real-ESRGAN x2plus/x4plus by --upscale; "
+            "`minerrestore weights download realesrgan-x2plus realesrgan-x4plus`).",
+        ),
+    ] = Restorer.bg_upsampler,
+    bg_tile: Annotated[
+        int, typer.Option("--bg-tile", min=0, help="Real-ESRGAN tile side in pixels (bounds memory; 0 = whole photo).")
+    ] = Restorer.bg_tile,
     ext: Annotated[str, typer.Option("--ext", help="auto (as the input), png or jpg.")] = default_of(
         restore_paths, "ext"
     ),
@@ -115,6 +126,8 @@ def restore_command(
         color_match=color_match,
         parse=parse,
         paste_mask=paste_mask,
+        bg_upsampler=bg_upsampler,
+        bg_tile=bg_tile,
     )
     inputs = _stdin_paths() if input_path == "-" else [input_path]
     report = restore_paths(

@@ -10,9 +10,19 @@ from rich.table import Table
 
 from minerrestore.cli.options import JsonOption, write_json_summary
 from minerrestore.models import catalogue, files
+from minerrestore.models.download import DEFAULT_TIMEOUT, MIRROR_ENV, download_weights
+
+MirrorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mirror",
+        envvar=MIRROR_ENV,
+        help="Base URL (http://, file://) or folder holding the same file names (default: the official URLs).",
+    ),
+]
 
 weights_app = typer.Typer(
-    help="List, verify and inspect model files by catalogue name (old names such as gfpgan.v1_4 still work).",
+    help="List, verify, download and inspect model files by catalogue name (old names such as gfpgan.v1_4 work).",
     invoke_without_command=True,
 )
 
@@ -21,12 +31,13 @@ weights_app = typer.Typer(
 def list_weights(
     ctx: typer.Context,
     verify: Annotated[bool, typer.Option("--verify", help="Compute SHA-256 of present files.")] = False,
+    mirror: MirrorOption = None,
     json_path: JsonOption = None,
 ) -> None:
-    """List every model file: name, purpose, licence, official URL, SHA-256, where looked for, present."""
+    """List every model file: name, purpose, licence, download source, SHA-256, where looked for, present."""
     if ctx.invoked_subcommand is not None:
         return
-    rows = catalogue.status_rows(check_hashes=verify)
+    rows = catalogue.status_rows(check_hashes=verify, mirror=mirror)
     if json_path is not None:
         write_json_summary(json_path, rows)
         if str(json_path) == "-":
@@ -44,14 +55,55 @@ def list_weights(
             f"{row['name']} ({row['kind']}){aliases}",
             str(row["purpose"]),
             str(row["license"]),
-            f"{row['source']}\n{row['url']}",
-            str(row["sha256"] or "not published"),
+            f"{row['source']}\n{row['download_from'] or row['url']}",
+            str(row["sha256"] or "not published") + (f"\n[dim]{row['sha256_note']}[/dim]" * bool(row["sha256_note"])),
             present,
         )
     console = Console()
     console.print(table)
     console.print("searched: " + ", ".join(str(folder) for folder in files.search_dirs()))
     if verify and any(row.get("checksum_ok") is False for row in rows):
+        raise typer.Exit(1)
+
+
+@weights_app.command("download")
+def download_command(
+    names: Annotated[
+        list[str] | None, typer.Argument(metavar="NAME...", help="Catalogue names (gfpgan-v1.4, realesrgan-x4plus ...)")
+    ] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Every downloadable file.")] = False,
+    mirror: MirrorOption = None,
+    allow_unknown_hash: Annotated[
+        bool, typer.Option("--allow-unknown-hash", help="Also files without a published SHA-256 (digest printed).")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1.0, help="Seconds without an answer before giving up.")
+    ] = DEFAULT_TIMEOUT,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    json_path: JsonOption = None,
+) -> None:
+    """Download model files into the user weights folder: resumable, SHA-256 verified, atomic."""
+    from minerrestore.cli import flag_text
+
+    report = download_weights(
+        names or (),
+        everything=everything,
+        mirror=mirror,
+        allow_unknown_hash=allow_unknown_hash,
+        timeout=timeout,
+        quiet=quiet,
+    )
+    write_json_summary(json_path, report.to_dict())
+    console = Console(stderr=json_path is not None and str(json_path) == "-", highlight=False, soft_wrap=True)
+    for item in report.done:
+        checked = "SHA-256 verified" if item.verified else f"no published SHA-256; got {item.sha256}"
+        resumed = f", resumed at {item.resumed_from} bytes" if item.resumed_from else ""
+        console.print(f"{item.name}: {item.status} {item.path} ({checked}{resumed})")
+    for name, reason in report.skipped.items():
+        console.print(f"{name}: skipped, {flag_text(reason, ('allow_unknown_hash',))}")
+    for name, error in report.failed.items():
+        console.print(f"[red]{name}: failed[/red] {flag_text(str(error), error.settings)}")
+    if report.failed:
         raise typer.Exit(1)
 
 

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
     from minerrestore.archs.restorer import RestorerConfig
 
-Kind = Literal["architecture", "restorer", "prior", "detector", "parser", "metric", "loss"]
-FILE_KINDS: tuple[Kind, ...] = ("restorer", "prior", "detector", "parser", "metric", "loss")
+Kind = Literal["architecture", "restorer", "prior", "detector", "parser", "upsampler", "metric", "loss"]
+FILE_KINDS: tuple[Kind, ...] = ("restorer", "prior", "detector", "parser", "upsampler", "metric", "loss")
 """Kinds whose entries are files (an architecture is code: random initialisation)."""
 
 DEFAULT_MODEL = "default"
@@ -50,13 +50,17 @@ class ModelEntry:
     Attributes:
         name: canonical name, lower-case kebab (``d128``, ``scheme-d``, ``yunet``).
         kind: ``architecture`` (code, random initialisation), ``restorer``, ``prior``,
-            ``detector``, ``parser``, ``metric`` or ``loss``.
+            ``detector``, ``parser``, ``upsampler`` (background), ``metric`` or ``loss``.
         purpose: what the toolkit uses it for.
         aliases: other names that select it (the earlier names among them).
         filename: file name looked for in the weight folders; None for an architecture.
         license: licence (mandatory: some upstream files are non-commercial).
-        url: official download URL (for the user; never fetched by us).
-        sha256: full SHA-256 of the official file, or None when upstream publishes none.
+        url: official URL; ``minerrestore weights download`` fetches it when it names the file
+            itself (never at restore time).
+        sha256: full SHA-256 of the official file, or None when no published value is known
+            (upstream publishes none: the values come from independent public manifests,
+            ../shared/docs/WEIGHTS_SHA256.md).
+        sha256_note: a caveat on ``sha256`` (``one public source only``), else empty.
         source: ``shipped`` (in weights/), ``package:<name>`` (inside an installed package),
             ``user`` (the user supplies it) or ``code`` (an architecture).
         scheme: for architectures and restorers, the key of
@@ -72,6 +76,7 @@ class ModelEntry:
     license: str = "MIT (minerrestore)"
     url: str = ""
     sha256: str | None = None
+    sha256_note: str = ""
     source: str = "user"
     scheme: str | None = None
     arch: tuple[tuple[str, Any], ...] = ()
@@ -80,6 +85,11 @@ class ModelEntry:
     def is_file(self) -> bool:
         """Whether the entry names a file (every kind but ``architecture``)."""
         return self.filename is not None
+
+    @property
+    def is_downloadable(self) -> bool:
+        """Whether ``minerrestore weights download`` can fetch it: a user file whose URL is the file."""
+        return self.source == "user" and self.filename is not None and self.url.endswith("/" + self.filename)
 
     def config(self) -> RestorerConfig:
         """The :class:`~minerrestore.archs.restorer.RestorerConfig` of an architecture or restorer."""
@@ -111,17 +121,33 @@ def _shipped_restorer(name: str, scheme: str, purpose: str, sha256: str, aliases
     )
 
 
-def _official_gfpgan(version: str, release: str) -> ModelEntry:
+def _official_gfpgan(version: str, release: str, sha256: str, filename: str = "") -> ModelEntry:
     """GFP-GAN's own restorer file (user-supplied; old name ``gfpgan.v1_<minor>``)."""
+    filename = filename or f"GFPGANv{version}.pth"
     return ModelEntry(
         f"gfpgan-v{version}",
         "restorer",
         f"official GFP-GAN v{version} restorer (scheme A, channel multiplier 2)",
         (f"gfpgan.v{version.replace('.', '_')}",),
-        filename=f"GFPGANv{version}.pth",
+        filename=filename,
         license="Apache-2.0 with NVIDIA StyleGAN2 non-commercial parts (see GFPGAN LICENSE)",
-        url=f"https://github.com/TencentARC/GFPGAN/releases/download/{release}/GFPGANv{version}.pth",
+        url=f"https://github.com/TencentARC/GFPGAN/releases/download/{release}/{filename}",
+        sha256=sha256,
         scheme="gfpgan-clean",
+    )
+
+
+def _realesrgan(scale: int, release: str, sha256: str) -> ModelEntry:
+    """A Real-ESRGAN background upsampler (user-supplied, ``restore --bg-upsampler realesrgan``)."""
+    filename = f"RealESRGAN_x{scale}plus.pth"
+    return ModelEntry(
+        f"realesrgan-x{scale}plus",
+        "upsampler",
+        f"Real-ESRGAN x{scale} background upsampler (RRDBNet) for restore --bg-upsampler realesrgan",
+        filename=filename,
+        license="BSD-3-Clause (Real-ESRGAN)",
+        url=f"https://github.com/xinntao/Real-ESRGAN/releases/download/{release}/{filename}",
+        sha256=sha256,
     )
 
 
@@ -153,8 +179,11 @@ CATALOGUE: tuple[ModelEntry, ...] = (
         "scheme A (GFP-GAN's UNet + CS-SFT) trained like the default: the ablation baseline",
         "ec06bb5c778431e2e7d35e1c435bf5526f5b33005796bad2d5162dab49e37a7d",
     ),
-    _official_gfpgan("1.3", "v1.3.0"),
-    _official_gfpgan("1.4", "v1.3.4"),
+    _official_gfpgan(
+        "1.2", "v0.2.0", "29e25ee90c170f4231163f4c83df6b59c968b73f3ce00cb884015ae005db083c", "GFPGANCleanv1-NoCE-C2.pth"
+    ),
+    _official_gfpgan("1.3", "v1.3.0", "c953a88f2727c85c3d9ae72e2bd4846bbaf59fe6972ad94130e23e7017524a70"),
+    _official_gfpgan("1.4", "v1.3.0", "e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad"),
     ModelEntry(
         "stylegan2-ffhq512",
         "prior",
@@ -164,6 +193,8 @@ CATALOGUE: tuple[ModelEntry, ...] = (
         license="see GFPGAN LICENSE (StyleGAN2: NVIDIA source code licence, non-commercial)",
         url="https://github.com/TencentARC/GFPGAN/releases/download/v0.1.0/"
         "StyleGAN2_512_Cmul1_FFHQ_B12G4_scratch_800k.pth",
+        sha256="05f5d33d79b32a3355cae3ede30e7ee06a90e56c60b1c2efe4ddd0d0e5a2959f",
+        sha256_note="one public source only",
     ),
     ModelEntry(
         "yunet",
@@ -196,6 +227,8 @@ CATALOGUE: tuple[ModelEntry, ...] = (
         url="https://github.com/xinntao/facexlib/releases/download/v0.2.2/parsing_parsenet.pth",
         sha256="3d558d8d0e42c20224f13cf5a29c79eba2d59913419f945545d8cf7b72920de2",
     ),
+    _realesrgan(2, "v0.2.1", "49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb"),
+    _realesrgan(4, "v0.1.0", "4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1"),
     ModelEntry(
         "lpips-alex",
         "metric",
@@ -268,6 +301,7 @@ CATALOGUE: tuple[ModelEntry, ...] = (
         filename="vgg19-dcbb9e9d.pth",
         license="BSD-3-Clause (torchvision)",
         url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+        sha256="dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44",
     ),
 )
 """Every model name, architectures first, then restorers, then the other files."""
@@ -460,8 +494,14 @@ def load_model(model: str | Path = DEFAULT_MODEL, device: str | torch.device = "
     return LoadedModel(net, str(model), path, net.config)
 
 
-def status_rows(check_hashes: bool = False) -> list[dict[str, object]]:
-    """One row per model file: its entry's fields, where it is, present or not, checksum state."""
+def status_rows(check_hashes: bool = False, mirror: str | None = None) -> list[dict[str, object]]:
+    """One row per model file: its entry's fields, where it is, present or not, checksum state.
+
+    ``download_from`` is where ``weights download`` would fetch it (``mirror``, else
+    ``MINERRESTORE_MIRROR``, else the official URL; None when it is not downloaded).
+    """
+    from minerrestore.models.download import download_url
+
     rows = []
     for entry in entries(*FILE_KINDS):
         path = files.locate(entry)
@@ -474,7 +514,9 @@ def status_rows(check_hashes: bool = False) -> list[dict[str, object]]:
             "license": entry.license,
             "url": entry.url,
             "sha256": entry.sha256,
+            "sha256_note": entry.sha256_note,
             "source": entry.source,
+            "download_from": download_url(entry, mirror) if entry.is_downloadable else None,
             "path": str(path) if path else None,
             "present": path is not None,
             "searched": [str(d) for d in files.search_dirs()],

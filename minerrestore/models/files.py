@@ -2,7 +2,8 @@
 
 The names, purposes, licences, URLs and checksums of the files live in
 :mod:`minerrestore.models.catalogue`; this module finds a catalogue entry's file, checks it
-and loads it. Nothing is downloaded, ever. A file is either shipped in the repository's
+and loads it. Nothing is downloaded here (``minerrestore weights download``, on request only:
+:mod:`minerrestore.models.download`). A file is either shipped in the repository's
 ``weights/`` folder (small, permissive licence, provenance in ``weights/README.md``), shipped
 inside an installed package, or supplied by the user; when a needed file is missing,
 :func:`find` raises a :class:`~minerrestore.errors.WeightsError` that says which file, where to
@@ -96,20 +97,26 @@ def find(entry: ModelEntry) -> Path:
             f"or put it in one of: {where}",
         )
     checksum = entry.sha256 or "not published upstream"
+    fetch = f"run `minerrestore weights download {entry.name}`, or " if entry.is_downloadable else ""
     raise WeightsError(
         f"model file {entry.filename} ({entry.purpose}) not found",
-        hint=f"download it from {entry.url} (SHA-256 {checksum}, licence: {entry.license}) "
+        hint=f"{fetch}download it from {entry.url} (SHA-256 {checksum}, licence: {entry.license}) "
         f"and put it in one of: {where}; or set {WEIGHTS_ENV} to its folder",
     )
 
 
-def sha256_of(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Full SHA-256 hex digest of a file."""
+def sha256_digest(path: str | Path, chunk_size: int = 1 << 20) -> hashlib._Hash:
+    """A SHA-256 hash object fed with a file's bytes (to continue with more, as a resumed download)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
-    return digest.hexdigest()
+    return digest
+
+
+def sha256_of(path: str | Path) -> str:
+    """Full SHA-256 hex digest of a file."""
+    return sha256_digest(path).hexdigest()
 
 
 def cached_sha256(path: str | Path) -> str:

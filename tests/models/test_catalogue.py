@@ -136,10 +136,13 @@ def test_sha256_is_checked_once_per_file(
     for name in ("yunet", "detector.yunet", "YUNET"):
         assert resolve_file(name) == first
     assert fresh_digests == [first.resolve()]
-    (tmp_path / "GFPGANv1.4.pth").write_bytes(b"x")
+    (tmp_path / "arcface_resnet18.pth").write_bytes(b"x")
     monkeypatch.setenv(files.WEIGHTS_ENV, str(tmp_path))
-    assert resolve_file("gfpgan-v1.4") == tmp_path / "GFPGANv1.4.pth"  # no published checksum: not hashed
-    assert catalogue.is_present("gfpgan.v1_4") and len(fresh_digests) == 1
+    assert resolve_file("arcface-resnet18") == tmp_path / "arcface_resnet18.pth"  # no known checksum: not hashed
+    assert catalogue.is_present("identity.arcface_resnet18") and len(fresh_digests) == 1
+    (tmp_path / "GFPGANv1.4.pth").write_bytes(b"x")  # a published checksum: checked
+    with pytest.raises(WeightsError, match="e2cd4703ab14f4d0"):
+        resolve_file("gfpgan-v1.4")
 
 
 def test_checksum_mismatch_names_the_file_both_digests_and_the_fix(
