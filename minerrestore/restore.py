@@ -287,7 +287,7 @@ class Restorer:
         background = self._background(rgb, loaded.is_grey, timings)
         clock = time.perf_counter()
         if loaded.is_grey:  # the network may tint a grey face; keep the saved crops grey
-            restored = [np.repeat(cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2) for face in restored]
+            restored = [_grey(face) for face in restored]
         output = self._paste(rgb, aligned, restored, loaded.is_grey, background)
         alpha = None if loaded.alpha is None else upscale_image(loaded.alpha, self.upscale)
         timings["paste"] = time.perf_counter() - clock
@@ -357,8 +357,7 @@ class Restorer:
             return None
         clock = time.perf_counter()
         enlarged = upsampler.upsample(rgb, upscaled_size(rgb.shape[0], rgb.shape[1], self.upscale))
-        if grey:
-            enlarged = np.repeat(cv2.cvtColor(enlarged, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+        enlarged = _grey(enlarged) if grey else enlarged
         timings["background"] = time.perf_counter() - clock
         return enlarged
 
@@ -387,6 +386,11 @@ class Restorer:
 def _restorer_in_process(settings: tuple[tuple[str, Any], ...]) -> Restorer:
     """Unpickling a Restorer: one instance per settings per process (workers load once)."""
     return Restorer(**dict(settings))
+
+
+def _grey(rgb: np.ndarray) -> np.ndarray:
+    """An RGB image with its three channels set to its grey (a network may tint a grey photo)."""
+    return np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
 
 
 def resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -127,3 +127,19 @@ def test_restore_gfpgan_v14_with_realesrgan_background(tmp_path: Path, monkeypat
     args = ["restore", str(tmp_path / "photo.png"), "--out", str(lanczos), "--model", "gfpgan-v1.4", "--quiet"]
     assert main([*args, "--device", "cpu"]) == 0
     assert np.abs(read_image(lanczos / "restored_imgs" / "photo.png").rgb.astype(int) - outputs[0]).mean() > 1
+
+
+@needs_shared
+def test_grey_photo_keeps_a_grey_realesrgan_background(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cv2
+
+    from minerrestore.io import read_image
+    from minerrestore.restore import Restorer
+
+    _official_files(tmp_path, monkeypatch)
+    grey = cv2.cvtColor(read_image(SOLVAY).rgb[:200, :300], cv2.COLOR_RGB2GRAY)
+    result = Restorer(tiny_model, device="cpu", bg_upsampler="realesrgan", bg_tile=96, upscale=1.5).restore(grey)
+    assert result.image.shape == (300, 450, 3) and result.is_grey and "background" in result.timings
+    assert (result.image[..., 0] == result.image[..., 1]).all() and (result.image[..., 1] == result.image[..., 2]).all()

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from minerrestore.errors import DownloadError, MinerRestoreError, UsageError
+from minerrestore.errors import DownloadError, Interrupted, MinerRestoreError, UsageError
 from minerrestore.models import files
 
 if TYPE_CHECKING:
@@ -274,6 +274,11 @@ def download_weights(
                 )
             except MinerRestoreError as exc:
                 report.failed[entry.name] = exc
+            except KeyboardInterrupt:
+                raise Interrupted(
+                    f"download of {entry.name} interrupted by Ctrl-C; its partial file is kept",
+                    hint="run the same command again to resume",
+                ) from None
             bar.remove_task(task)
     return report
 
