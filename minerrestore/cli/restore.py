@@ -79,6 +79,13 @@ def restore_command(
     paste_mask: Annotated[
         str, typer.Option("--paste-mask", help="Without --parse: oval (the face only) or square (the whole crop).")
     ] = Restorer.paste_mask,
+    low_light: Annotated[
+        str,
+        typer.Option(
+            "--low-light",
+            help="Brighten, denoise and de-cast the whole photo: auto (dark photos only), on or off.",
+        ),
+    ] = Restorer.low_light,
     ext: Annotated[str, typer.Option("--ext", help="auto (as the input), png or jpg.")] = default_of(
         restore_paths, "ext"
     ),
@@ -115,6 +122,7 @@ def restore_command(
         color_match=color_match,
         parse=parse,
         paste_mask=paste_mask,
+        low_light=low_light,
     )
     inputs = _stdin_paths() if input_path == "-" else [input_path]
     report = restore_paths(
