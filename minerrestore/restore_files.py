@@ -188,8 +188,8 @@ def collect_tasks(inputs: Sequence[str | Path], out_dir: Path, recursive: bool =
 
 def skipped_entries(inputs: Sequence[str | Path], out_dir: Path, recursive: bool = False) -> list[dict[str, str]]:
     """Entries of folder inputs that are not restored: files that are not images, and
-    sub-folders when not ``recursive`` (hidden names, among them our temporary files, and ``out_dir``
-    are left out).
+    sub-folders when not ``recursive`` (hidden names, among them our temporary files, and
+    ``out_dir`` are left out).
 
     Returns:
         ``{"path": ..., "reason": ...}`` per entry, sorted by path.
@@ -328,9 +328,8 @@ def restore_paths(
         parameters, timings, outputs and notes; its ``extra`` (also in report.json) the face
         total, ``no_face`` (every image where no face was found: its restored photo is the
         input, enlarged and, if dark, enhanced) and ``skipped_entries`` (folder entries that
-        are not images); its ``written`` lists the output folders (``out_dir/restored_imgs/`` ...) and, on
-        its ``written`` lists the output folders (``out_dir/restored_imgs/`` ...) and, on
-        rank 0, ``report.json``.
+        are not images, and sub-folders without ``recursive``); its ``written`` lists the
+        output folders (``out_dir/restored_imgs/`` ...) and, on rank 0, ``report.json``.
 
     Raises:
         UsageError: bad options or inputs. WeightsError: a missing or invalid model file.
