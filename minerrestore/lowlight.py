@@ -10,7 +10,8 @@ estimated from the frame (JSON-ready, for ``report.json``):
    gamma solved so that the frame's median luminance lands on :data:`TARGET_MEDIAN` and its
    99.5th percentile on :data:`TARGET_HIGH` (the inverse of the ``miner`` preset's
    ``exposure * x ** gamma``);
-3. the lamp's colour cast is removed by grey-world gains (limited, see :data:`MAX_CAST_GAIN`).
+3. the lamp's colour cast is removed by partial grey-world gains (see :data:`MAX_CAST_GAIN`
+   and :data:`CAST_STRENGTH`).
 
 :func:`detection_views` makes the brightened and denoised copies detection runs on (cheap:
 downscaling averages the noise away). :func:`is_dark` decides ``low_light="auto"``. Written
@@ -41,6 +42,11 @@ TARGET_HIGH = 0.96
 MAX_CAST_GAIN = 1.6
 """Largest grey-world gain of one channel relative to the others (a limit against
 correcting a scene that really is one colour)."""
+
+CAST_STRENGTH = 0.6
+"""Share (as an exponent) of the grey-world correction applied: a scene is rarely grey on average
+(measured on 4 held-out portraits at 14/255: 0.6 gains 1.4 dB over full grey world without a lamp
+cast, and loses 0.1 dB with a warm one)."""
 
 _GAMMA_RANGE = (1.0, 2.5)
 _DENOISE_STRENGTH = 1.6  # non-local means h, in units of the estimated noise std
@@ -140,10 +146,11 @@ def tone_curve(grey: np.ndarray) -> tuple[float, float]:
 
 
 def grey_world_gains(rgb: np.ndarray) -> np.ndarray:
-    """Per-channel gains (3,) that make the frame's channel means equal (green fixed at 1), limited."""
+    """Per-channel gains (3,) towards equal channel means (green fixed at 1): the grey-world gains,
+    limited to :data:`MAX_CAST_GAIN`, to the power :data:`CAST_STRENGTH`."""
     means = np.maximum(rgb.reshape(-1, 3).mean(axis=0), 1e-4)
     gains = means[1] / means
-    return np.clip(gains / gains.min(), 1.0, MAX_CAST_GAIN) * gains.min()
+    return (np.clip(gains / gains.min(), 1.0, MAX_CAST_GAIN) * gains.min()) ** CAST_STRENGTH
 
 
 def enhance_low_light(rgb: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:

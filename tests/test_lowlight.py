@@ -55,7 +55,12 @@ def test_lamp_cast_is_removed() -> None:
     warm = apply_degradation(grey_world, {"cast": {"gains": [1.0, 0.85, 0.7]}, **PIT})  # a warm cap lamp
     enhanced, _ = enhance_low_light(warm)
     means = enhanced.reshape(-1, 3).mean(axis=0)
-    assert np.ptp(means) < 0.05 * means.mean()  # channel means equal again
+    dark = warm.reshape(-1, 3).mean(axis=0)
+    assert abs(np.log(means[2] / means[0])) < 0.5 * abs(np.log(dark[2] / dark[0]))  # most of the cast is gone
+    neutral, params = enhance_low_light(apply_degradation(grey_world, PIT))
+    assert np.ptp(neutral.reshape(-1, 3).mean(axis=0)) < 3 and params["colour_gains"] == pytest.approx(
+        [1, 1, 1], abs=0.02
+    )
 
 
 def test_merge_detections_groups_overlapping_views() -> None:
