@@ -56,13 +56,18 @@ class BatchReport:
     """All item results of a batch, in input order, and what the batch wrote.
 
     ``written`` lists the outputs for a command's ``wrote ...`` lines (folders end in ``/``);
-    it is not part of :meth:`to_dict`.
+    it is not part of :meth:`to_dict`. A command may add ``extra`` (JSON-ready, merged into
+    :meth:`to_dict`), ``columns`` (more cells of the summary table) and ``notes`` (lines
+    printed under it, e.g. ``no face found: photo.jpg``).
     """
 
     description: str
     results: list[ItemResult]
     seconds: float
     written: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    columns: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def _with(self, status: Status) -> list[ItemResult]:
         return [r for r in self.results if r.status == status]
@@ -96,6 +101,7 @@ class BatchReport:
             "skipped": len(self.skipped),
             "seconds": round(self.seconds, 3),
             "exit_code": self.exit_code,
+            **self.extra,
             "items": [asdict(r) for r in self.results],
         }
 
@@ -103,7 +109,7 @@ class BatchReport:
         """Print the end-of-run table (and the failed files) to ``console`` (stderr by default)."""
         console = console or stderr_console
         table = Table(title=self.description or None, show_header=True)
-        for column in ("done", "failed", "skipped", "seconds", "items/s"):
+        for column in ("done", "failed", "skipped", "seconds", "items/s", *self.columns):
             table.add_column(column, justify="right")
         rate = len(self.done) / self.seconds if self.seconds > 0 else 0.0
         table.add_row(
@@ -112,8 +118,11 @@ class BatchReport:
             str(len(self.skipped)),
             f"{self.seconds:.1f}",
             f"{rate:.2f}",
+            *self.columns.values(),
         )
         console.print(table)
+        for line in self.notes:
+            console.print(line, highlight=False, soft_wrap=True, markup=False)
         for result in self.failed:
             console.print(f"[red]failed[/red] {result.error}", highlight=False, soft_wrap=True)
 

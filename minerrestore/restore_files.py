@@ -186,6 +186,48 @@ def collect_tasks(inputs: Sequence[str | Path], out_dir: Path, recursive: bool =
     return tasks
 
 
+def skipped_entries(inputs: Sequence[str | Path], out_dir: Path, recursive: bool = False) -> list[dict[str, str]]:
+    """Entries of folder inputs that are not restored: files that are not images, and
+    sub-folders when not ``recursive`` (hidden names, among them our temporary files, and
+    ``out_dir`` are left out).
+
+    Returns:
+        ``{"path": ..., "reason": ...}`` per entry, sorted by path.
+    """
+    out = _absolute(out_dir)
+    entries = []
+    for item in inputs:
+        folder = Path(item).expanduser()
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("**/*" if recursive else "*")):
+            absolute = _absolute(path)
+            hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
+            if hidden or absolute == out or out in absolute.parents:
+                continue
+            if path.is_dir():
+                if not recursive:
+                    entries.append({"path": f"{path}/", "reason": "a folder (recursive not set)"})
+            elif path.suffix.lower() not in IMAGE_SUFFIXES:
+                entries.append({"path": str(path), "reason": "not an image"})
+    return entries
+
+
+def _face_summary(report: BatchReport, skipped: list[dict[str, str]]) -> None:
+    """Count faces per image into ``report``: ``extra`` (report.json), ``columns`` and ``notes``
+    (the summary): the images where no face was found and the skipped folder entries."""
+    counts = {
+        result.item: int(result.info.get("face_count", len(result.info.get("faces", []))))
+        for result in report.results
+        if result.status != "failed" and result.info
+    }
+    no_face = [item for item, count in counts.items() if count == 0]
+    report.extra.update({"faces": sum(counts.values()), "no_face": no_face, "skipped_entries": skipped})
+    report.columns.update({"faces": str(sum(counts.values())), "no face": str(len(no_face))})
+    report.notes.extend(f"no face found (nothing restored): {item}" for item in no_face)
+    report.notes.extend(f"skipped ({entry['reason']}): {entry['path']}" for entry in skipped)
+
+
 @dataclass(frozen=True)
 class _FileJob:
     restorer: Restorer
@@ -282,9 +324,12 @@ def restore_paths(
 
     Returns:
         The :class:`~minerrestore.batch.BatchReport` (merged over ranks on rank 0); each
-        item's ``info`` holds faces (box, score, landmarks), timings, outputs and notes, and
-        its ``written`` lists the output folders (``out_dir/restored_imgs/`` ...) and, on
-        rank 0, ``report.json``.
+        item's ``info`` holds the face count, faces (box, score, landmarks), the low-light
+        parameters, timings, outputs and notes; its ``extra`` (also in report.json) the face
+        total, ``no_face`` (every image where no face was found: its restored photo is the
+        input, enlarged and, if dark, enhanced) and ``skipped_entries`` (folder entries that
+        are not images, and sub-folders without ``recursive``); its ``written`` lists the
+        output folders (``out_dir/restored_imgs/`` ...) and, on rank 0, ``report.json``.
 
     Raises:
         UsageError: bad options or inputs. WeightsError: a missing or invalid model file.
@@ -322,6 +367,7 @@ def restore_paths(
     previous = _previous_entries(report_path) if skip_existing else {}
     for result in report.skipped:
         result.info = previous.get(result.item, {}).get("info", {})
+    _face_summary(report, skipped_entries(inputs, out_dir, recursive))
     document = {
         **report.to_dict(),
         **header,

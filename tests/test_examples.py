@@ -40,7 +40,11 @@ def test_default_model_restores_every_example(tmp_path: Path, capsys: pytest.Cap
     assert "restored_imgs" in capsys.readouterr().err  # the summary shows where the results went
     assert sorted(p.name for p in (out / "restored_imgs").iterdir()) == sorted(p.name for p in inputs)
     report = json.loads((out / "report.json").read_text())
-    assert report["done"] == len(inputs) == 6 and report["model"]["config"]["removal"] == "unetpp"
-    faces = {Path(item["item"]).name: len(item["info"]["faces"]) for item in report["items"]}
-    assert faces["Solvay_conference_1927_pit.png"] >= 25 and all(count >= 1 for count in faces.values()), faces
+    assert report["done"] == len(inputs) == 7 and report["model"]["config"]["removal"] == "unetpp"
+    faces = {Path(item["item"]).name: item["info"]["face_count"] for item in report["items"]}
+    assert faces["Solvay_conference_1927_pit.png"] >= 25 and faces["T000250_dark.png"] == 1, faces
+    # the miner draws are not chosen by detection: the worst leave no face, and the report says so
+    assert sorted(Path(item).name for item in report["no_face"]) == sorted(k for k, n in faces.items() if n == 0)
+    dark = next(item["info"] for item in report["items"] if item["item"].endswith("T000250_dark.png"))
+    assert dark["low_light"]["mode"] == "auto" and dark["low_light"]["input_mean_luminance"] < 10 / 255
     assert {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in inputs} == digests

@@ -90,6 +90,13 @@ def restore_command(
     bg_tile: Annotated[
         int, typer.Option("--bg-tile", min=0, help="Real-ESRGAN tile side in pixels (bounds memory; 0 = whole photo).")
     ] = Restorer.bg_tile,
+    low_light: Annotated[
+        str,
+        typer.Option(
+            "--low-light",
+            help="Brighten, denoise and de-cast the whole photo: auto (dark photos only), on or off.",
+        ),
+    ] = Restorer.low_light,
     ext: Annotated[str, typer.Option("--ext", help="auto (as the input), png or jpg.")] = default_of(
         restore_paths, "ext"
     ),
@@ -128,6 +135,7 @@ def restore_command(
         paste_mask=paste_mask,
         bg_upsampler=bg_upsampler,
         bg_tile=bg_tile,
+        low_light=low_light,
     )
     inputs = _stdin_paths() if input_path == "-" else [input_path]
     report = restore_paths(

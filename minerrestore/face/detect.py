@@ -10,10 +10,11 @@ Two detectors, chosen by name in :data:`DETECTORS`:
   with ``weights_only=True``. Nothing is downloaded.
 
 :func:`detect_faces` adds what upstream lacks: large images are detected on a reduced
-copy (time and memory stay bounded; coordinates are mapped back), dark frames on a
-brightness-normalised copy (gamma on luminance, then CLAHE), and every threshold is a
-parameter. Written for minerrestore; the selection helpers mirror facexlib's
-``get_largest_face`` / ``get_center_face`` (facexlib/utils/face_restoration_helper.py).
+copy (time and memory stay bounded; coordinates are mapped back), dark frames on
+brightened copies at several scales whose detections are merged (the smaller copies are
+denoised by the reduction), and every threshold is a parameter. Written for minerrestore;
+the selection helpers mirror facexlib's ``get_largest_face`` / ``get_center_face``
+(facexlib/utils/face_restoration_helper.py).
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ DETECTION_MAX_SIDE = 2560
 """Longest image side detection runs at; larger images are detected on a reduced copy."""
 
 DARK_LUMINANCE = 0.25
-"""Mean luminance (0-1) under which a frame is detected on a brightened copy."""
+"""Mean luminance (0-1) under which a frame is detected on brightened copies."""
 
-_BRIGHTENED_MEAN = 0.45  # mean luminance the gamma correction aims at
 _YUNET_NMS = 0.3
+_MERGE_IOU = 0.4
 _YUNET_TOP_K = 5000
 _RETINAFACE_NMS = 0.4
 
@@ -125,6 +126,7 @@ class YuNetDetector:
         _, found = self.net.detect(bgr)
         if found is None:
             found = np.zeros((0, 15), np.float32)
+        found = found[np.isfinite(found).all(axis=1)]  # some noisy frames give NaN boxes scored 1.0
         boxes = found[:, :4].copy()
         boxes[:, 2:] += boxes[:, :2]  # x, y, w, h -> x0, y0, x1, y1
         # YuNet lists the subject's right eye first, which is the eye on the image's left.
@@ -261,12 +263,16 @@ def detect_faces(
         min_face: faces whose box is narrower or shorter than this (image pixels) are dropped.
         max_faces: keep at most this many faces, the highest scoring ones.
         max_side: images whose longer side exceeds this are detected on a copy reduced to it.
-        brighten_dark: detect on a brightness-normalised copy when the mean luminance is
-            under :data:`DARK_LUMINANCE`.
+        brighten_dark: when the mean luminance is under :data:`DARK_LUMINANCE`, detect on
+            brightened copies at full, half and quarter size
+            (:func:`~minerrestore.lowlight.detection_views`; the smaller ones are denoised by
+            the reduction) and merge their detections (:func:`merge_detections`).
 
     Returns:
         Faces sorted by decreasing score, coordinates in the pixels of ``rgb``.
     """
+    from minerrestore.lowlight import detection_views
+
     net = load_detector(detector) if isinstance(detector, str) else detector
     threshold = net.default_threshold if threshold is None else threshold
     scale = min(1.0, max_side / max(rgb.shape[:2]))
@@ -274,12 +280,18 @@ def detect_faces(
         size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     bgr = cv2.cvtColor(rgb, cv2.COLOR_GRAY2BGR if rgb.ndim == 2 else cv2.COLOR_RGB2BGR)
-    if brighten_dark:
-        grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-        if grey.mean() < DARK_LUMINANCE * 255:
-            bgr = brighten(bgr, grey)
-    boxes, scores, landmarks = net(bgr, threshold)
-    if scale < 1.0:  # back to the input's pixel grid (pixel-centre convention)
+    views = [(bgr, 1.0)]
+    if brighten_dark and cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).mean() < DARK_LUMINANCE * 255:
+        views = detection_views(bgr)
+    found = []
+    for view, view_scale in views:
+        boxes, scores, landmarks = net(view, threshold)
+        if view_scale != 1.0:  # back to the detection frame's pixel grid (pixel-centre convention)
+            boxes = (boxes + 0.5) / view_scale - 0.5
+            landmarks = (landmarks + 0.5) / view_scale - 0.5
+        found.append((boxes, scores, landmarks))
+    boxes, scores, landmarks = merge_detections(found) if len(found) > 1 else found[0]
+    if scale < 1.0:  # back to the input's pixel grid
         boxes = (boxes + 0.5) / scale - 0.5
         landmarks = (landmarks + 0.5) / scale - 0.5
     sizes = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
@@ -288,25 +300,50 @@ def detect_faces(
     return [Face(tuple(float(v) for v in boxes[i]), float(scores[i]), landmarks[i].astype(np.float32)) for i in keep]
 
 
-def brighten(bgr: np.ndarray, grey: np.ndarray | None = None) -> np.ndarray:
-    """Brightness-normalised copy of a dark frame, for detection only.
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one (4,) x0, y0, x1, y1 box with (N, 4) boxes."""
+    width = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    height = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = width * height
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum((box[2] - box[0]) * (box[3] - box[1]) + areas - inter, 1e-9)
 
-    Gamma on the LAB luminance brings its mean to about 0.45, then CLAHE restores local
-    contrast; colours are kept.
+
+def merge_detections(
+    found: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], iou: float = _MERGE_IOU
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merge the detections of several views of one frame.
+
+    Greedy non-maximum suppression over all views; a kept face gets the best score of its
+    group and the score-weighted mean box and landmarks of the group (views at several
+    scales agree on a face and average their landmark noise).
 
     Args:
-        bgr: HxWx3 uint8 BGR image.
-        grey: its HxW uint8 luminance, if already computed.
+        found: per view (boxes (N, 4), scores (N,), landmarks (N, 5, 2)), in one pixel grid.
+        iou: boxes overlapping a kept box by more than this are its group.
 
     Returns:
-        HxWx3 uint8 BGR image.
+        boxes, scores, landmarks of the merged faces.
     """
-    mean = (cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if grey is None else grey).mean() / 255.0
-    gamma = np.log(_BRIGHTENED_MEAN) / np.log(np.clip(mean, 1e-3, _BRIGHTENED_MEAN))
-    lut = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma + 0.5, 0, 255).astype(np.uint8)
-    lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB)
-    lab[..., 0] = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(cv2.LUT(lab[..., 0], lut))
-    return cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
+    boxes = np.concatenate([f[0] for f in found]).astype(np.float32).reshape(-1, 4)
+    scores = np.concatenate([f[1] for f in found]).astype(np.float32)
+    landmarks = np.concatenate([f[2] for f in found]).astype(np.float32).reshape(-1, 5, 2)
+    order = np.argsort(-scores, kind="stable")
+    free = np.ones(len(order), bool)
+    kept_boxes, kept_scores, kept_landmarks = [], [], []
+    for position, index in enumerate(order):
+        if not free[position]:
+            continue
+        rest = order[position:][free[position:]]
+        group = rest[box_iou(boxes[index], boxes[rest]) > iou]
+        free[position:][np.isin(order[position:], group)] = False
+        weights = scores[group] / scores[group].sum()
+        kept_boxes.append((boxes[group] * weights[:, None]).sum(axis=0))
+        kept_scores.append(scores[index])
+        kept_landmarks.append((landmarks[group] * weights[:, None, None]).sum(axis=0))
+    if not kept_scores:
+        return boxes, scores, landmarks
+    return np.stack(kept_boxes), np.asarray(kept_scores, np.float32), np.stack(kept_landmarks)
 
 
 def get_largest_face(faces: Sequence[Face], image_size: tuple[int, int] | None = None) -> Face:
