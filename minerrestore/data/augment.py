@@ -284,6 +284,7 @@ def augment_folder(
     ext: str | None = None,
     workers: int = 1,
     skip_existing: bool = False,
+    overwrite: bool = False,
     recursive: bool = False,
     quiet: bool = False,
 ) -> BatchReport:
@@ -301,7 +302,9 @@ def augment_folder(
         seed: global seed; the same seed gives identical bytes.
         ext: output format (``png``, ``jpg`` ...); None keeps each source's extension.
         workers: processes; results do not depend on it.
-        skip_existing: skip images whose outputs all exist.
+        skip_existing: skip images whose outputs all exist (same settings only: a folder whose
+            manifest records other settings is refused either way).
+        overwrite: first remove the outputs and manifest of a different earlier run in ``out_dir``.
         recursive: descend into sub-folders.
         quiet: no progress bar.
 
@@ -316,10 +319,12 @@ def augment_folder(
         _augment_one,
         out_dir / AUGMENT_MANIFEST,
         lambda job: job.rows,
+        fields=("output",),
         workers=workers,
         description="augment",
         quiet=quiet,
         skip_existing=skip_existing,
+        overwrite=overwrite,
     )
 
 
