@@ -219,6 +219,7 @@ def main_first(dist: Distributed, task: Callable[[], _T]) -> _T:
     return result
 
 
+
 def shard(items: Sequence[Any], rank: int, world_size: int) -> list[Any]:
     """The share of process ``rank``: every ``world_size``-th item starting at ``rank``."""
     return list(items[rank::world_size])
@@ -252,7 +253,6 @@ def gather_reports(report: BatchReport, rank: int, world: int) -> list[dict[str,
     finally:
         if created:
             dist.destroy_process_group()
-
 
 __all__ = [
     "REPORT_TIMEOUT",

@@ -79,10 +79,8 @@ def pyramid_l1(rgbs: Sequence[Tensor], target: Tensor) -> Tensor:
     total = target.new_zeros(())
     for rgb in rgbs:
         size = rgb.shape[-2:]
-        scaled = (
-            target
-            if size == target.shape[-2:]
-            else F.interpolate(target, size=size, mode="bilinear", align_corners=False)
+        scaled = target if size == target.shape[-2:] else F.interpolate(
+            target, size=size, mode="bilinear", align_corners=False
         )
         total = total + F.l1_loss(rgb, scaled)
     return total

@@ -514,4 +514,6 @@ def announce(trainer: Trainer, plan: DataPlan, checkpoint: Path | None) -> None:
     )
 
 
+
+
 __all__ = ["StopRequest", "Trainer", "announce", "deterministic_algorithms"]

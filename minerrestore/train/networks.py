@@ -119,6 +119,7 @@ def build_generator(config: Config) -> tuple[nn.Module, list[str]]:
     return generator, notes
 
 
+
 def build_networks(config: Config, device: torch.device) -> Networks:
     """Generator, EMA, discriminators and loss networks of a run, on ``device``."""
     from minerrestore.archs.discriminators import FacialComponentDiscriminator, StyleGAN2Discriminator
@@ -160,6 +161,7 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
             ema_param.lerp_(param, 1.0 - decay)
     for ema_buffer, buffer in zip(ema.buffers(), model.buffers(), strict=True):
         ema_buffer.copy_(buffer)
+
 
 
 __all__ = [

@@ -189,6 +189,7 @@ def _absolute_paths(config: Config) -> Config:
     return replace(config, changes) if changes else config
 
 
+
 def prepare_run(
     config: Config, resume: bool, overrides: Sequence[str], quiet: bool
 ) -> tuple[Config, Path | None, DataPlan]:
@@ -224,6 +225,7 @@ def prepare_run(
         if len(plan.skipped) > 20:
             log.note(f"  ... and {len(plan.skipped) - 20} more (see {layout.aligned}/*/index.json)")
     return config, checkpoint, plan
+
 
 
 __all__ = ["RESUMED_OPTIMISER_SETTINGS", "RUN_FILES", "RunLayout", "TrainResult", "config_from", "prepare_run"]
