@@ -115,6 +115,33 @@ def max_pixels() -> int:
         raise UsageError(f"{MAX_PIXELS_ENV}={value!r} is not an integer") from exc
 
 
+def check_output_folder(path: str | Path, setting: str = "out_dir") -> None:
+    """Refuse an output folder that is a file or cannot be written, without creating it.
+
+    Checked before any work so that a long run does not fail at its first write. The probe
+    is a temporary file in the folder, or in its nearest existing parent when it does not
+    exist yet.
+
+    Raises:
+        UsageError: ``path`` (or a parent) is a file, or the folder is not writable.
+    """
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{setting} {path}: {existing} is a file, not a folder", settings=(setting,))
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"{setting} {path}: cannot write in {existing} ({exc.strerror or exc})",
+            hint="choose a writable output folder",
+            settings=(setting,),
+        ) from None
+
+
 def _to_uint8_from_16bit(array: np.ndarray) -> np.ndarray:
     """Scale a 16-bit (or 32-bit integer holding 16-bit) array to uint8 with rounding."""
     return np.clip((array.astype(np.float32) / 257.0).round(), 0, 255).astype(np.uint8)
