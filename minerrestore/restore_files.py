@@ -27,9 +27,12 @@ from minerrestore.distributed import distributed_env, gather_reports, local_rank
 from minerrestore.errors import Interrupted, UsageError
 from minerrestore.io import (
     IMAGE_SUFFIXES,
+    MAX_OUTPUT_PIXELS_ENV,
     atomic_write_text,
     check_output_folder,
+    image_size,
     list_images,
+    max_output_pixels,
     read_image,
     write_image,
 )
@@ -205,6 +208,34 @@ def collect_tasks(inputs: Sequence[str | Path], out_dir: Path, recursive: bool =
     return tasks
 
 
+def check_output_sizes(tasks: Sequence[ImageTask], layout: OutputLayout, upscale: float) -> None:
+    """Refuse, before any work, an input whose restored photo (or comparison) would exceed the pixel budget.
+
+    The budget is :func:`~minerrestore.io.max_output_pixels` (``MINERRESTORE_MAX_OUTPUT_PIXELS``);
+    sizes come from the files' headers. Unreadable files are left to their per-file error.
+
+    Raises:
+        UsageError: naming the first such input, its output size and the budget.
+    """
+    from minerrestore.face.paste import upscaled_size
+
+    limit = max_output_pixels()
+    widest = 2 if "cmp" in layout.save else 1  # the comparison is input | output side by side
+    for task in tasks:
+        size = image_size(task.path)
+        if size is None:
+            continue
+        height, width = upscaled_size(*size, upscale)
+        if height * width * widest > limit:
+            what = "its comparison" if height * width <= limit else "the restored photo"
+            raise UsageError(
+                f"{task.path}: {size[1]}x{size[0]} at upscale {upscale:g} gives {width}x{height}; "
+                f"{what} would exceed {limit:,} pixels",
+                hint=f"lower upscale, leave cmp out of save, or raise {MAX_OUTPUT_PIXELS_ENV}",
+                settings=("upscale", "save"),
+            )
+
+
 @dataclass(frozen=True)
 class _FileJob:
     restorer: Restorer
@@ -348,6 +379,7 @@ def restore_paths(
         inputs = [inputs]
     tasks = collect_tasks(inputs, out_dir, recursive)
     check_output_folder(out_dir)
+    check_output_sizes(tasks, layout, restorer.upscale)
     header = restorer.load().describe()  # fails fast on a missing model, before any file
     threads = max(1, torch.get_num_threads() // workers) if workers > 1 else None
     process = functools.partial(_restore_file, _FileJob(restorer, layout, threads))
@@ -383,6 +415,7 @@ __all__ = [
     "SAVE_KINDS",
     "ImageTask",
     "OutputLayout",
+    "check_output_sizes",
     "collect_tasks",
     "parse_save",
     "restore_paths",

@@ -248,3 +248,25 @@ def test_skip_existing_writes_every_output_asked_for_and_ctrl_c_keeps_the_report
     assert _run([*args, "--skip-existing", "--save", "all"]) == 0  # now everything is there: all skipped
     assert json.loads((out / "report.json").read_text())["skipped"] == 3
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == stamps
+
+
+def test_outputs_over_the_pixel_budget_are_refused_before_any_work(
+    tiny_model: Path,
+    portraits: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 20: ``--upscale 16`` on a huge photo, ``--save all`` on a large one (budget scaled down here)."""
+    monkeypatch.setenv("MINERRESTORE_MAX_OUTPUT_PIXELS", "300000")  # 275x225 portraits: 550x450 = 247,500 at x2
+    out = tmp_path / "out"
+    base = [portraits, "--out", out, "--model", tiny_model, "--device", "cpu", "-q"]
+    assert _run([*base, "--upscale", "16"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("error: ")
+        and "225x275 at --upscale 16 gives 3600x4400; the restored photo would exceed 300,000" in err
+    )
+    assert _run([*base, "--save", "all"]) == 2
+    assert "its comparison would exceed" in capsys.readouterr().err and not out.exists()
+    assert _run([*base, "--save", "restored_imgs"]) == 0

@@ -333,3 +333,14 @@ def test_a_run_folder_without_a_current_export_restores_its_newest_checkpoint(
     (tmp_path / "empty").mkdir()
     with pytest.raises(UsageError, match=r"neither restorer_ema\.safetensors nor a checkpoint"):
         load_model(tmp_path / "empty")
+
+
+def test_a_diverging_run_stops_with_a_checkpoint_naming_the_loss(faces: Path, tmp_path: Path) -> None:
+    """Issue 20: an absurd learning rate stops at the first non-finite loss, with a checkpoint and no export."""
+    out_dir = tmp_path / "absurd"
+    result = train("tiny", overrides=_settings(faces, out_dir, "optim.lr_g=100", "train.iterations=8"), quiet=True)
+    assert result.diverged is not None and result.diverged.startswith("loss g_") and "at iteration" in result.diverged
+    assert result.iteration < 8 and not result.interrupted and result.ema_weights is None
+    assert result.checkpoint is not None and result.checkpoint.is_file()
+    events = [r["event"] for r in read_log(out_dir / "log.jsonl")]
+    assert "guard" in events and "diverged" in events
