@@ -139,6 +139,20 @@ def image_size(path: str | Path) -> tuple[int, int] | None:
     return height, width
 
 
+def check_output_ext(ext: str, setting: str = "ext") -> str:
+    """``ext`` (``png``, ``.JPG`` ...) as a lower-case suffix with its dot, if :func:`write_image` can write it.
+
+    Raises:
+        UsageError: a format the writer does not support.
+    """
+    suffix = "." + ext.lstrip(".").lower()
+    if suffix not in _PIL_FORMATS:
+        raise UsageError(
+            f"{setting} {ext!r} is not an output format (use one of {', '.join(_PIL_FORMATS)})", settings=(setting,)
+        )
+    return suffix
+
+
 def check_output_folder(path: str | Path, setting: str = "out_dir") -> None:
     """Refuse an output folder that is a file or cannot be written, without creating it.
 

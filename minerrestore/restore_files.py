@@ -367,6 +367,8 @@ def restore_paths(
         raise UsageError(f"ext {ext!r} is not one of {', '.join(OUTPUT_EXTENSIONS)}", settings=("ext",))
     if workers < 1:
         raise UsageError(f"workers must be at least 1, got {workers}")
+    if suffix and any(separator in suffix for separator in ("/", "\\", os.sep)):
+        raise UsageError(f"suffix {suffix!r} must not contain a path separator", settings=("suffix",))
     out_dir = Path(out_dir)
     layout = OutputLayout(out_dir, parse_save(save), ext, suffix or None)
     restorer = restorer or Restorer()

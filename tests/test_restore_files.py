@@ -213,6 +213,8 @@ def test_mistakes_are_one_line_before_any_work(
         assert _run([portraits, "--out", out, "--det-threshold", value, *base]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "--det-threshold must be between 0 and 1" in err
+    assert _run([portraits, "--out", out, "--suffix", "a/b", *base]) == 2
+    assert "--suffix 'a/b' must not contain a path separator" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -35,7 +35,7 @@ import numpy as np
 from minerrestore.batch import BatchReport
 from minerrestore.data.folders import check_out_dir, image_seed, opencv_threads_for, relative_name, run_with_manifest
 from minerrestore.errors import UsageError
-from minerrestore.io import atomic_write_bytes, list_images, read_image, write_image
+from minerrestore.io import atomic_write_bytes, check_output_ext, list_images, read_image, write_image
 
 OPS = ("orig", "flip", "rotate", "translate", "contrast", "brightness")
 """Augmentation names, in output order; outputs are ``<stem>_<op>.<ext>``."""
@@ -261,11 +261,12 @@ def plan_augmentation(
 ) -> list[AugmentJob]:
     """Draw every image's augmentation parameters and output names, without touching any pixel."""
     input_dir, out_dir = Path(input_dir), Path(out_dir)
+    chosen = None if ext is None else check_output_ext(ext)
     jobs = []
     for path in list_images(input_dir, recursive):
         name = relative_name(path, input_dir)
         per_image = image_seed(seed, name)
-        suffix = path.suffix if ext is None else "." + ext.lstrip(".").lower()
+        suffix = chosen or path.suffix
         stem = str(PurePosixPath(name).with_suffix(""))
         rows = tuple(
             {"source": name, "output": f"{stem}_{op}{suffix}", "op": op, "params": params, "seed": per_image}

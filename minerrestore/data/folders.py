@@ -19,7 +19,7 @@ import cv2
 
 from minerrestore.batch import BatchReport, run_batch
 from minerrestore.errors import Interrupted, UsageError
-from minerrestore.io import atomic_write_text
+from minerrestore.io import atomic_write_text, check_output_folder
 
 
 def image_seed(seed: int, name: str, epoch: int = 0) -> int:
@@ -152,8 +152,7 @@ def claim_out_dir(
         The recorded rows of sources this run does not plan (kept in the manifest).
     """
     out_dir = manifest.parent
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"out_dir {out_dir} is a file, not a folder", settings=("out_dir",))
+    check_output_folder(out_dir)
     recorded = read_manifest(manifest) if manifest.is_file() else []
     by_source: dict[str, list[dict[str, Any]]] = {}
     for row in recorded:

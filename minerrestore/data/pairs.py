@@ -34,7 +34,7 @@ from minerrestore.data.folders import (
 )
 from minerrestore.data.presets import load_preset
 from minerrestore.errors import UsageError
-from minerrestore.io import LoadedImage, list_images, read_image, write_image
+from minerrestore.io import LoadedImage, check_output_ext, list_images, read_image, write_image
 
 DEGRADE_MANIFEST = "degrade_manifest.jsonl"
 SPLITS = ("train", "test")
@@ -151,7 +151,7 @@ def plan_degradation(
         groups = {name: source_group(name, augment_sources, OPS) for name in names}
         by_group = assign_splits(groups.values(), split, settings.seed)
         sides = {name: by_group[groups[name]] for name in names}
-    suffix = "." + ext.lstrip(".").lower()
+    suffix = check_output_ext(ext)
     jobs = []
     for path, name in zip(sources, names, strict=True):
         stem = str(PurePosixPath(name).with_suffix(suffix))

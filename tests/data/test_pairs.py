@@ -185,3 +185,6 @@ def test_replay_refuses_other_settings_and_non_manifests(
     (tmp_path / "file").write_text("x")
     assert main(["degrade", str(tmp_path / "in"), "-o", str(tmp_path / "file"), "-q", "--size", "16"]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+    assert main(["degrade", str(tmp_path / "in"), "-o", str(tmp_path / "x"), "-q", "--ext", "xyz"]) == 2
+    assert main(["augment", str(tmp_path / "in"), "-o", str(tmp_path / "x"), "-q", "--ext", "xyz"]) == 2
+    assert "--ext 'xyz' is not an output format" in capsys.readouterr().err and not (tmp_path / "x").exists()
