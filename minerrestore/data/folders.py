@@ -112,17 +112,14 @@ def _describe_difference(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping
     return ", ".join(changes)
 
 
-def _remove_recorded_outputs(out_dir: Path, recorded: Iterable[Mapping[str, Any]], fields: Sequence[str]) -> int:
-    """Delete the outputs that manifest rows list (never outside ``out_dir``); returns how many."""
+def _remove_recorded_outputs(out_dir: Path, recorded: Iterable[Mapping[str, Any]], fields: Sequence[str]) -> None:
+    """Delete the outputs that manifest rows list (never anything outside ``out_dir``)."""
     root = out_dir.resolve()
-    removed = 0
     for row in recorded:
         for key in fields:
             path = (out_dir / str(row.get(key, ""))).resolve()
             if root in path.parents and path.is_file():
                 path.unlink()
-                removed += 1
-    return removed
 
 
 def claim_out_dir(
@@ -162,12 +159,8 @@ def claim_out_dir(
         job_rows = [_json_form(row) for row in rows(job)]
         if job_rows:
             planned[str(job_rows[0]["source"])] = job_rows
-    if overwrite and recorded:
-        _remove_recorded_outputs(out_dir, recorded, fields)
-        manifest.unlink()
-        recorded, by_source = [], {}
     for source, new_rows in planned.items():
-        if source in by_source and by_source[source] != new_rows:
+        if not overwrite and source in by_source and by_source[source] != new_rows:
             raise UsageError(
                 f"out_dir {out_dir} holds a run with other settings ({source}: "
                 f"{_describe_difference(by_source[source], new_rows)}; {manifest.name} records it)",
@@ -183,6 +176,10 @@ def claim_out_dir(
                     hint="choose a new or empty output folder",
                     settings=("out_dir",),
                 )
+    if overwrite and recorded:  # only once nothing is refused
+        _remove_recorded_outputs(out_dir, recorded, fields)
+        manifest.unlink()
+        return []
     return [row for row in recorded if str(row.get("source")) not in planned]
 
 
@@ -204,7 +201,7 @@ def run_with_manifest(
     The output folder is checked first (:func:`claim_out_dir`); the manifest, with the rows
     of every planned job, is written before any image, so an interrupted run is still
     recorded, and rewritten at the end with the rows of earlier runs kept and those of
-    failed jobs dropped.
+    failed jobs without outputs dropped.
 
     Args:
         jobs: the planned jobs; two writing the same output stop the run first.
@@ -223,9 +220,10 @@ def run_with_manifest(
     manifest.parent.mkdir(parents=True, exist_ok=True)
     write_manifest(manifest, [*kept, *(row for job in jobs for row in rows(job))])
 
-    def record(report: BatchReport) -> None:
+    def record(report: BatchReport) -> None:  # a failed job whose earlier outputs remain keeps its rows
         finished = {result.item for result in report.results if result.status != "failed"}
-        write_manifest(manifest, [*kept, *(row for job in jobs if str(job) in finished for row in rows(job))])
+        done = [job for job in jobs if str(job) in finished or any(path.is_file() for path in job.outputs)]
+        write_manifest(manifest, [*kept, *(row for job in done for row in rows(job))])
 
     try:
         report = run_batch(
