@@ -213,11 +213,15 @@ def run_batch(
             else:
                 _run_in_pool(items, todo, process, workers, record)
         except KeyboardInterrupt:
-            raise Interrupted(
+            interrupted = Interrupted(
                 f"{description}: interrupted by Ctrl-C after {finished} of {len(todo)} item(s); finished outputs kept",
                 hint="run the same command again with skip_existing to continue",
                 settings=("skip_existing",),
-            ) from None
+            )
+            interrupted.report = BatchReport(
+                description, [r for r in results if r is not None], time.perf_counter() - start
+            )
+            raise interrupted from None
 
     return BatchReport(description, [r for r in results if r is not None], time.perf_counter() - start)
 

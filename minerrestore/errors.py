@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -89,6 +90,11 @@ class ConfigError(MinerRestoreError):
 
 
 class Interrupted(MinerRestoreError):
-    """The user stopped a batch with Ctrl-C; finished outputs are kept."""
+    """The user stopped a batch with Ctrl-C; finished outputs are kept.
+
+    ``report`` is the batch report of the items that finished before the interrupt (a
+    :class:`minerrestore.batch.BatchReport`), or None, so a command can still record them.
+    """
 
     exit_code = EXIT_INTERRUPTED
+    report: Any = None

@@ -86,18 +86,24 @@ def choose_metrics(requested: Sequence[str] | None, has_gt: bool, has_reference:
     return names
 
 
-def _by_stem(folder: Path, role: str) -> dict[str, Path]:
-    files = list_images(folder)
+def _by_stem(folder: Path, role: str, recursive: bool = False) -> dict[str, Path]:
+    """Images of ``folder`` by relative path without extension (``sub/a`` with ``recursive``)."""
+    files = list_images(folder, recursive)
     if not files:
-        raise UsageError(f"{folder}: no images ({role})", hint="give a folder of .png/.jpg/... files")
+        raise UsageError(
+            f"{folder}: no images ({role})",
+            hint="give a folder of .png/.jpg/... files, or recursive for sub-folders",
+            settings=("recursive",),
+        )
     found: dict[str, Path] = {}
     for path in files:
-        if path.stem in found:
+        stem = path.relative_to(folder).with_suffix("").as_posix() if folder.is_dir() else path.stem
+        if stem in found:
             raise UsageError(
-                f"{folder}: two {role} images share the name {path.stem!r} ({found[path.stem].name}, {path.name})",
+                f"{folder}: two {role} images share the name {stem!r} ({found[stem].name}, {path.name})",
                 hint="images are paired by file name without extension; keep one",
             )
-        found[path.stem] = path
+        found[stem] = path
     return found
 
 
@@ -114,31 +120,53 @@ def _header_size(path: Path) -> tuple[int, int] | None:
         return None  # read_image reports unreadable files with the reason
 
 
-def pair_images(restored_dir: str | Path, gt_dir: str | Path | None) -> list[Pair]:
-    """Pair restored images with ground truth by file stem, in sorted order.
+def pair_images(
+    restored_dir: str | Path,
+    gt_dir: str | Path | None,
+    *,
+    pairs_only: bool = False,
+    recursive: bool = False,
+    unmatched: list[str] | None = None,
+) -> list[Pair]:
+    """Pair restored images with ground truth by file stem (relative path with ``recursive``), sorted.
+
+    Args:
+        restored_dir: folder of restored images.
+        gt_dir: folder of ground truth; None gives unpaired images (no-reference metrics).
+        pairs_only: keep the matching pairs instead of refusing images without a partner.
+        recursive: descend into sub-folders (stems are relative paths).
+        unmatched: with ``pairs_only``, receives the names left out (``a (no ground truth)``).
 
     Raises:
         UsageError: an empty folder, a stem used twice, a restored image without ground
-            truth or the reverse, or two partners of different size.
+            truth or the reverse (unless ``pairs_only``), or two partners of different size.
     """
-    restored = _by_stem(Path(restored_dir), "restored")
+    restored = _by_stem(Path(restored_dir), "restored", recursive)
     if gt_dir is None:
         return [Pair(name, path, None) for name, path in restored.items()]
-    truth = _by_stem(Path(gt_dir), "ground-truth")
+    truth = _by_stem(Path(gt_dir), "ground-truth", recursive)
     no_truth = sorted(set(restored) - set(truth))
     no_restored = sorted(set(truth) - set(restored))
-    if no_truth:
+    if pairs_only:
+        if unmatched is not None:
+            unmatched += [f"{name} (no ground truth)" for name in no_truth]
+            unmatched += [f"{name} (not restored)" for name in no_restored]
+        if len(no_truth) == len(restored):
+            raise UsageError(f"no image in {restored_dir} has a ground truth in {gt_dir}")
+    elif no_truth:
         raise UsageError(
             f"{len(no_truth)} image(s) in {restored_dir} have no ground truth in {gt_dir}: {_shown(no_truth)}",
-            hint="images are paired by file name without extension (a.png <-> a.jpg)",
+            hint="images are paired by file name without extension (a.png <-> a.jpg); pairs_only scores the rest",
+            settings=("pairs_only",),
         )
-    if no_restored:
+    elif no_restored:
         raise UsageError(
             f"{len(no_restored)} ground-truth image(s) in {gt_dir} have no restored image in {restored_dir}: "
             f"{_shown(no_restored)}",
-            hint="restore every ground-truth image, or evaluate against a folder with only the matching ones",
+            hint="restore every ground-truth image, or add pairs_only to score the matching pairs",
+            settings=("pairs_only",),
         )
-    pairs = [Pair(name, restored[name], truth[name]) for name in restored]
+    pairs = [Pair(name, restored[name], truth[name]) for name in restored if name in truth]
     for pair in pairs:  # cheap header check (rotation-agnostic); exact sizes are checked on reading
         sizes = _header_size(pair.restored), _header_size(pair.gt)
         if None not in sizes and sorted(sizes[0]) != sorted(sizes[1]):
@@ -366,6 +394,8 @@ def evaluate(
     lpips_net: lpips.LpipsNet = DEFAULT_LPIPS_NET,
     aligned_faces: bool = True,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    pairs_only: bool = False,
+    recursive: bool = False,
     device: str = "auto",
     quiet: bool = False,
 ) -> EvaluationReport:
@@ -386,6 +416,10 @@ def evaluate(
         aligned_faces: images are FFHQ-aligned face crops (identity metric); False
             resizes whole images instead.
         batch_size: images per network batch.
+        pairs_only: score the images that have a partner, and list the others in the notes,
+            instead of refusing them.
+        recursive: descend into sub-folders (images pair by relative path); without it a note
+            says that sub-folders were skipped.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         quiet: no progress bars.
 
@@ -412,12 +446,21 @@ def evaluate(
             settings=("save_ref_stats", "ref", "gt"),
         )
     folders = [Path(restored), *(Path(folder) for folder in compare)]
-    method_pairs = [pair_images(folder, gt) for folder in folders]
+    notes: list[str] = []
+    paired = gt if any(name in FULL_REFERENCE for name in chosen) else None  # NIQE and FID need no partner
+    method_pairs = []
+    for folder in folders:
+        unmatched: list[str] = []
+        pairs = pair_images(folder, paired, pairs_only=pairs_only, recursive=recursive, unmatched=unmatched)
+        method_pairs.append(pairs)
+        if unmatched:
+            notes.append(f"{folder}: {len(unmatched)} image(s) left out without a partner: {_shown(unmatched)}")
+        if not recursive and folder.is_dir() and any(path.is_dir() for path in folder.iterdir()):
+            notes.append(f"{folder}: sub-folders skipped (recursive descends into them)")
     torch_device = resolve_device(device)
     with_fid = "fid" in chosen or save_ref_stats is not None
     networks = _load_networks([*chosen, "fid"] if with_fid else chosen, lpips_net, torch_device)
     options = ScoringOptions(crop_border, y_channel, aligned_faces, batch_size)
-    notes: list[str] = []
 
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="evaluate-read") as pool:
         reference = None

@@ -28,6 +28,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 MAX_PIXELS_ENV = "MINERRESTORE_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 250_000_000
+MAX_OUTPUT_PIXELS_ENV = "MINERRESTORE_MAX_OUTPUT_PIXELS"
+"""Environment variable: the most pixels one output image may have (checked before any work)."""
 """Images with more pixels than this are refused (decompression-bomb guard); override with
 the environment variable ``MINERRESTORE_MAX_PIXELS``."""
 
@@ -104,15 +106,78 @@ class LoadedImage:
         return cls(rgb=rgb, alpha=alpha, is_grey=is_grey, path=path, notes=list(notes or []))
 
 
-def max_pixels() -> int:
-    """The pixel-count limit for reading, from ``MINERRESTORE_MAX_PIXELS`` or the default."""
-    value = os.environ.get(MAX_PIXELS_ENV)
+def _pixel_limit(variable: str) -> int:
+    value = os.environ.get(variable)
     if not value:
         return DEFAULT_MAX_PIXELS
     try:
         return int(value)
     except ValueError as exc:
-        raise UsageError(f"{MAX_PIXELS_ENV}={value!r} is not an integer") from exc
+        raise UsageError(f"{variable}={value!r} is not an integer") from exc
+
+
+def max_pixels() -> int:
+    """The pixel-count limit for reading, from ``MINERRESTORE_MAX_PIXELS`` or the default."""
+    return _pixel_limit(MAX_PIXELS_ENV)
+
+
+def max_output_pixels() -> int:
+    """The pixel-count limit of one output image, from ``MINERRESTORE_MAX_OUTPUT_PIXELS`` or the default.
+
+    250 million pixels by default: 750 MB as 8-bit RGB, a few times that while it is made.
+    """
+    return _pixel_limit(MAX_OUTPUT_PIXELS_ENV)
+
+
+def image_size(path: str | Path) -> tuple[int, int] | None:
+    """(height, width) from an image file's header, without decoding it; None when unreadable."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return height, width
+
+
+def check_output_ext(ext: str, setting: str = "ext") -> str:
+    """``ext`` (``png``, ``.JPG`` ...) as a lower-case suffix with its dot, if :func:`write_image` can write it.
+
+    Raises:
+        UsageError: a format the writer does not support.
+    """
+    suffix = "." + ext.lstrip(".").lower()
+    if suffix not in _PIL_FORMATS:
+        raise UsageError(
+            f"{setting} {ext!r} is not an output format (use one of {', '.join(_PIL_FORMATS)})", settings=(setting,)
+        )
+    return suffix
+
+
+def check_output_folder(path: str | Path, setting: str = "out_dir") -> None:
+    """Refuse an output folder that is a file or cannot be written, without creating it.
+
+    Checked before any work so that a long run does not fail at its first write. The probe
+    is a temporary file in the folder, or in its nearest existing parent when it does not
+    exist yet.
+
+    Raises:
+        UsageError: ``path`` (or a parent) is a file, or the folder is not writable.
+    """
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{setting} {path}: {existing} is a file, not a folder", settings=(setting,))
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"{setting} {path}: cannot write in {existing} ({exc.strerror or exc})",
+            hint="choose a writable output folder",
+            settings=(setting,),
+        ) from None
 
 
 def _to_uint8_from_16bit(array: np.ndarray) -> np.ndarray:

@@ -208,6 +208,10 @@ class Restorer:
         self.model = str(self.model)
         if not 0.0 <= self.fidelity <= 1.0:
             raise UsageError(f"fidelity must be in [0, 1], got {self.fidelity}")
+        if self.det_threshold is not None and not 0.0 < self.det_threshold < 1.0:
+            raise UsageError(
+                f"det_threshold must be between 0 and 1, got {self.det_threshold}", settings=("det_threshold",)
+            )
         if not 1.0 <= self.upscale <= 16.0:
             raise UsageError(f"upscale must be from 1 to 16, got {self.upscale}")
         if self.batch_size < 1:

@@ -15,7 +15,7 @@ import functools
 import json
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,18 @@ import numpy as np
 
 from minerrestore.batch import BatchReport, run_batch, stderr_console
 from minerrestore.distributed import distributed_env, gather_reports, local_rank_env, merge_reports, shard
-from minerrestore.errors import UsageError
-from minerrestore.io import IMAGE_SUFFIXES, atomic_write_text, list_images, read_image, write_image
+from minerrestore.errors import Interrupted, UsageError
+from minerrestore.io import (
+    IMAGE_SUFFIXES,
+    MAX_OUTPUT_PIXELS_ENV,
+    atomic_write_text,
+    check_output_folder,
+    image_size,
+    list_images,
+    max_output_pixels,
+    read_image,
+    write_image,
+)
 from minerrestore.restore import Restorer, resize_to
 
 SAVE_KINDS = ("restored_imgs", "restored_faces", "cropped_faces", "cmp")
@@ -93,17 +103,26 @@ class OutputLayout:
         extension = ".png" if self.ext == "auto" else f".{self.ext}"
         return self.out_dir / "cmp" / self._name(task.stem, None, extension)
 
-    def is_done(self, task: ImageTask) -> bool:
-        """Whether the output written last for ``task`` exists (``skip_existing``).
+    def is_done(self, task: ImageTask, previous: Mapping[str, Any] | None = None) -> bool:
+        """Whether every output asked for exists for ``task`` (``skip_existing``).
 
-        That is the restored photo (in either format ``auto`` may have chosen), else the
-        comparison, else the first face.
+        The restored photo (in either format ``auto`` may have chosen) and the comparison are
+        checked by name; faces only when ``previous`` (the image's entry in an earlier report)
+        says how many there were, else the image is redone.
         """
-        if "restored_imgs" in self.save:
-            return any(self.image_path(task, has_alpha).exists() for has_alpha in (False, True))
-        if "cmp" in self.save:
-            return self.cmp_path(task).exists()
-        return self.face_path(self.save[0], task, 0).exists()
+        if "restored_imgs" in self.save and not any(
+            self.image_path(task, has_alpha).exists() for has_alpha in (False, True)
+        ):
+            return False
+        if "cmp" in self.save and not self.cmp_path(task).exists():
+            return False
+        face_kinds = [kind for kind in self.save if kind in ("cropped_faces", "restored_faces")]
+        if not face_kinds:
+            return True
+        faces = ((previous or {}).get("info") or {}).get("faces")
+        if not isinstance(faces, list):
+            return False
+        return all(self.face_path(kind, task, index).exists() for kind in face_kinds for index in range(len(faces)))
 
 
 def parse_save(save: str | Iterable[str]) -> tuple[str, ...]:
@@ -137,7 +156,8 @@ def collect_tasks(inputs: Sequence[str | Path], out_dir: Path, recursive: bool =
     Files found inside the output sub-folders (earlier outputs) are ignored.
 
     Raises:
-        UsageError: no images, or an input named explicitly that lies in an output sub-folder.
+        UsageError: a missing input, no images, or an input named explicitly that lies in an
+            output sub-folder.
     """
     output_folders = [_absolute(out_dir).resolve() / kind for kind in SAVE_KINDS]
 
@@ -158,8 +178,10 @@ def collect_tasks(inputs: Sequence[str | Path], out_dir: Path, recursive: bool =
         if path.is_dir():
             files = [f for f in list_images(path, recursive) if not in_outputs(f)]
             entries += [(f, f.relative_to(path).with_suffix("").as_posix()) for f in files]
+        elif path.exists():
+            loose.append(path)
         else:
-            loose.append(path)  # a missing file becomes a per-file error
+            raise UsageError(f"{item}: no such file or folder")
     if loose:
         common = Path(os.path.commonpath([str(_absolute(p).parent) for p in loose]))
         entries += [(p, _absolute(p).relative_to(common).with_suffix("").as_posix()) for p in loose]
@@ -228,6 +250,34 @@ def _face_summary(report: BatchReport, skipped: list[dict[str, str]]) -> None:
     report.notes.extend(f"skipped ({entry['reason']}): {entry['path']}" for entry in skipped)
 
 
+def check_output_sizes(tasks: Sequence[ImageTask], layout: OutputLayout, upscale: float) -> None:
+    """Refuse, before any work, an input whose restored photo (or comparison) would exceed the pixel budget.
+
+    The budget is :func:`~minerrestore.io.max_output_pixels` (``MINERRESTORE_MAX_OUTPUT_PIXELS``);
+    sizes come from the files' headers. Unreadable files are left to their per-file error.
+
+    Raises:
+        UsageError: naming the first such input, its output size and the budget.
+    """
+    from minerrestore.face.paste import upscaled_size
+
+    limit = max_output_pixels()
+    widest = 2 if "cmp" in layout.save else 1  # the comparison is input | output side by side
+    for task in tasks:
+        size = image_size(task.path)
+        if size is None:
+            continue
+        height, width = upscaled_size(*size, upscale)
+        if height * width * widest > limit:
+            what = "its comparison" if height * width <= limit else "the restored photo"
+            raise UsageError(
+                f"{task.path}: {size[1]}x{size[0]} at upscale {upscale:g} gives {width}x{height}; "
+                f"{what} would exceed {limit:,} pixels",
+                hint=f"lower upscale, leave cmp out of save, or raise {MAX_OUTPUT_PIXELS_ENV}",
+                settings=("upscale", "save"),
+            )
+
+
 @dataclass(frozen=True)
 class _FileJob:
     restorer: Restorer
@@ -279,10 +329,11 @@ def _restore_file(job: _FileJob, task: ImageTask) -> dict[str, Any]:
 
 
 def _previous_entries(path: Path) -> dict[str, dict[str, Any]]:
-    """Entries of an earlier report.json by input (for images skipped on resume); {} if unreadable."""
+    """Entries with info of an earlier report.json by input (for images skipped on resume); {} if unreadable."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-        return {entry["item"]: entry for entry in document.get("items", []) if entry.get("status") == "done"}
+        items = document.get("items", [])
+        return {entry["item"]: entry for entry in items if entry.get("status") != "failed" and entry.get("info")}
     except (OSError, ValueError, AttributeError, TypeError, KeyError):
         return {}
 
@@ -290,6 +341,32 @@ def _previous_entries(path: Path) -> dict[str, dict[str, Any]]:
 def _output_folders(layout: OutputLayout) -> list[str]:
     """The output sub-folders of ``layout`` that exist, as ``out_dir/kind/``."""
     return [f"{layout.out_dir / kind}/" for kind in layout.save if (layout.out_dir / kind).is_dir()]
+
+
+def _write_report(
+    report: BatchReport,
+    previous: Mapping[str, Mapping[str, Any]],
+    path: Path,
+    header: Mapping[str, Any],
+    layout: OutputLayout,
+    world: int,
+    skipped: list[dict[str, str]],
+) -> None:
+    """Write ``report.json``: skipped images keep their info from the ``previous`` report; faces
+    are counted and the ``skipped`` folder entries listed (:func:`_face_summary`)."""
+    for result in report.skipped:
+        result.info = dict(previous.get(result.item, {}).get("info", {}))
+    _face_summary(report, skipped)
+    document = {
+        **report.to_dict(),
+        **header,
+        "world_size": world,
+        "save": list(layout.save),
+        "ext": layout.ext,
+        "suffix": layout.suffix,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
 
 
 def restore_paths(
@@ -338,6 +415,8 @@ def restore_paths(
         raise UsageError(f"ext {ext!r} is not one of {', '.join(OUTPUT_EXTENSIONS)}", settings=("ext",))
     if workers < 1:
         raise UsageError(f"workers must be at least 1, got {workers}")
+    if suffix and any(separator in suffix for separator in ("/", "\\", os.sep)):
+        raise UsageError(f"suffix {suffix!r} must not contain a path separator", settings=("suffix",))
     out_dir = Path(out_dir)
     layout = OutputLayout(out_dir, parse_save(save), ext, suffix or None)
     restorer = restorer or Restorer()
@@ -349,35 +428,31 @@ def restore_paths(
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     tasks = collect_tasks(inputs, out_dir, recursive)
+    check_output_folder(out_dir)
+    check_output_sizes(tasks, layout, restorer.upscale)
+    skipped = skipped_entries(inputs, out_dir, recursive)
     header = restorer.load().describe()  # fails fast on a missing model, before any file
     threads = max(1, torch.get_num_threads() // workers) if workers > 1 else None
     process = functools.partial(_restore_file, _FileJob(restorer, layout, threads))
-    skip = layout.is_done if skip_existing else None
+    report_path = out_dir / REPORT_NAME
+    previous = _previous_entries(report_path) if skip_existing else {}
+    skip = (lambda task: layout.is_done(task, previous.get(str(task)))) if skip_existing else None
     description = "restore" if world == 1 else f"restore (rank {rank} of {world})"
-    report = run_batch(
-        shard(tasks, rank, world), process, workers=workers, description=description, quiet=quiet, skip=skip
-    )
+    try:
+        report = run_batch(
+            shard(tasks, rank, world), process, workers=workers, description=description, quiet=quiet, skip=skip
+        )
+    except Interrupted as interrupted:  # record what finished, so that a resumed run keeps its info
+        if world == 1 and interrupted.report is not None:
+            _write_report(interrupted.report, previous, report_path, header, layout, world, skipped)
+        raise
     if world > 1:
         parts = gather_reports(report, rank, world)
         if parts is None:
             report.written = _output_folders(layout)
             return report
         report = merge_reports(parts, [str(task) for task in tasks], "restore")
-    report_path = out_dir / REPORT_NAME
-    previous = _previous_entries(report_path) if skip_existing else {}
-    for result in report.skipped:
-        result.info = previous.get(result.item, {}).get("info", {})
-    _face_summary(report, skipped_entries(inputs, out_dir, recursive))
-    document = {
-        **report.to_dict(),
-        **header,
-        "world_size": world,
-        "save": list(layout.save),
-        "ext": ext,
-        "suffix": suffix or None,
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(report_path, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+    _write_report(report, previous, report_path, header, layout, world, skipped)
     if not quiet and world > 1:
         stderr_console.print(f"report of {world} processes: {report_path}")
     report.written = [*_output_folders(layout), str(report_path)]
@@ -391,6 +466,7 @@ __all__ = [
     "SAVE_KINDS",
     "ImageTask",
     "OutputLayout",
+    "check_output_sizes",
     "collect_tasks",
     "parse_save",
     "restore_paths",

@@ -146,3 +146,37 @@ def test_cli_table_json_and_errors(dataset: dict[str, Path], capsys: pytest.Capt
     (dataset["gt"] / "x3.png").rename(dataset["gt"] / "other.png")
     assert main(args) == 2
     assert "no ground truth" in capsys.readouterr().err
+
+
+def test_compare_several_pairs_only_no_size_check_for_niqe_and_recursive(
+    dataset: dict[str, Path], rng: np.random.Generator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 20: ``--compare A B`` as the README writes it, ``--pairs-only``, NIQE alone, ``--recursive``."""
+    from minerrestore.cli.evaluate import spread_compare
+
+    assert spread_compare(["evaluate", "r", "--compare", "a", "b", "--gt", "g", "--compare", "c"]) == [
+        *("evaluate", "r", "--compare", "a", "--compare", "b", "--gt", "g", "--compare", "c")
+    ]
+    gt, a, b = dataset["gt"], dataset["a"], dataset["b"]
+    args = ["evaluate", str(a), "--gt", str(gt), "--metrics", "psnr", "--device", "cpu", "--json", "-"]
+    assert main([*args, "--compare", str(b), str(gt)]) == 0
+    assert [m["method"] for m in json.loads(capsys.readouterr().out)["methods"]] == ["a", "b", "gt"]
+    _write(gt, _smooth(rng, 1, 200), ["extra"])  # ground truth with one more file
+    assert main(args) == 2
+    assert main([*args, "--pairs-only"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["methods"][0]["summary"]["psnr"]["count"] == 3
+    assert any("extra (not restored)" in note for note in document["notes"])
+    _write(gt, _smooth(rng, 1, 64), ["x1"])  # a ground truth of another size: NIQE does not care
+    niqe = ["evaluate", str(a), "--gt", str(gt), "--metrics", "niqe", "--device", "cpu", "--json", "-"]
+    assert main(niqe) == 0
+    capsys.readouterr()
+    nested = dataset["root"] / "nested"
+    (nested / "sub").mkdir(parents=True)
+    for path in a.iterdir():
+        (nested / "sub" / path.name).write_bytes(path.read_bytes())
+    plain = ["evaluate", str(nested), "--metrics", "niqe", "--device", "cpu", "--json", "-"]
+    assert main(plain) == 2
+    assert "--recursive" in capsys.readouterr().err
+    assert main([*plain, "--recursive"]) == 0
+    assert json.loads(capsys.readouterr().out)["methods"][0]["summary"]["niqe"]["count"] == 3

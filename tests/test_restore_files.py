@@ -191,3 +191,84 @@ def test_torchrun_two_processes_share_the_files_and_merge_the_report(
     assert report["world_size"] == 2 and report["done"] == 3
     assert [Path(item["item"]).name for item in report["items"]] == sorted(PORTRAITS)
     assert sorted(p.name for p in (out / "restored_imgs").iterdir()) == sorted(PORTRAITS)
+
+
+def test_mistakes_are_one_line_before_any_work(
+    tiny_model: Path, portraits: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 20: a missing input, --out naming a file or an unwritable folder, thresholds out of range."""
+    out = tmp_path / "out"
+    base = ["--model", tiny_model, "--device", "cpu", "-q"]
+    assert _run([tmp_path / "nonexistent", "--out", out, *base]) == 2 and not out.exists()
+    assert "nonexistent: no such file or folder" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("x")
+    assert _run([portraits, "--out", tmp_path / "notes.txt", *base]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    unwritable = tmp_path / "ro"
+    unwritable.mkdir(mode=0o500)
+    target = Path("/proc/minerrestore-out") if os.geteuid() == 0 else unwritable / "out"  # root writes anywhere
+    assert _run([portraits, "--out", target, *base]) == 2
+    assert "cannot write in" in capsys.readouterr().err
+    for value in ("-1", "1.5"):
+        assert _run([portraits, "--out", out, "--det-threshold", value, *base]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--det-threshold must be between 0 and 1" in err
+    assert _run([portraits, "--out", out, "--suffix", "a/b", *base]) == 2
+    assert "--suffix 'a/b' must not contain a path separator" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_skip_existing_writes_every_output_asked_for_and_ctrl_c_keeps_the_report(
+    tiny_model: Path, portraits: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20: resume after a default run with --save all; an interrupted run's report is merged on resume."""
+    import minerrestore.restore_files as restore_files
+
+    out = tmp_path / "out"
+    args = [portraits, "--out", out, "--model", tiny_model, "--device", "cpu", "-q"]
+    real = restore_files._restore_file
+    calls = []
+
+    def interrupted_on_the_second(job, task):
+        calls.append(task)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(job, task)
+
+    monkeypatch.setattr(restore_files, "_restore_file", interrupted_on_the_second)
+    assert _run(args) == 130
+    report = json.loads((out / "report.json").read_text())
+    assert report["done"] == 1 and report["items"][0]["info"]["faces"]  # what finished is recorded
+    monkeypatch.setattr(restore_files, "_restore_file", real)
+    assert _run([*args, "--skip-existing"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["skipped"] == 1 and report["done"] == 2 and all(item["info"]["faces"] for item in report["items"])
+    assert _run([*args, "--skip-existing", "--save", "all"]) == 0  # the faces and cmp were never written
+    for kind in ("cmp", "restored_faces", "cropped_faces"):
+        assert len(list((out / kind).iterdir())) >= len(PORTRAITS), kind
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    assert _run([*args, "--skip-existing", "--save", "all"]) == 0  # now everything is there: all skipped
+    assert json.loads((out / "report.json").read_text())["skipped"] == 3
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == stamps
+
+
+def test_outputs_over_the_pixel_budget_are_refused_before_any_work(
+    tiny_model: Path,
+    portraits: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 20: ``--upscale 16`` on a huge photo, ``--save all`` on a large one (budget scaled down here)."""
+    monkeypatch.setenv("MINERRESTORE_MAX_OUTPUT_PIXELS", "300000")  # 275x225 portraits: 550x450 = 247,500 at x2
+    out = tmp_path / "out"
+    base = [portraits, "--out", out, "--model", tiny_model, "--device", "cpu", "-q"]
+    assert _run([*base, "--upscale", "16"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("error: ")
+        and "225x275 at --upscale 16 gives 3600x4400; the restored photo would exceed 300,000" in err
+    )
+    assert _run([*base, "--save", "all"]) == 2
+    assert "its comparison would exceed" in capsys.readouterr().err and not out.exists()
+    assert _run([*base, "--save", "restored_imgs"]) == 0

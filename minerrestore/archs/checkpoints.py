@@ -45,7 +45,7 @@ from minerrestore.archs.restorer import (
 )
 from minerrestore.archs.stylegan2 import StyleGAN2Generator, stylegan2_channels
 from minerrestore.errors import ConfigError, WeightsError
-from minerrestore.models.files import load_state_dict, save_state_dict
+from minerrestore.models.files import load_state_dict, save_state_dict, sniff_format
 
 STATE_DICT_KEYS = ("params_ema", "params")  # basicsr / GFP-GAN checkpoints, EMA weights first
 MODEL_FORMAT = "minerrestore.restorer"  # safetensors metadata: format=MODEL_FORMAT, arch=RestorerConfig JSON
@@ -133,8 +133,12 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     """
     path = Path(path)
     loaded = load_state_dict(path)
-    source_key = next((key for key in STATE_DICT_KEYS if isinstance(loaded.get(key), Mapping)), None)
-    raw = loaded[source_key] if source_key else loaded
+    modules = loaded.get("modules")
+    if isinstance(modules, Mapping) and isinstance(modules.get("generator_ema"), Mapping):
+        source_key, raw = "modules.generator_ema", modules["generator_ema"]  # a training checkpoint: its EMA
+    else:
+        source_key = next((key for key in STATE_DICT_KEYS if isinstance(loaded.get(key), Mapping)), None)
+        raw = loaded[source_key] if source_key else loaded
     state_dict = {key: value for key, value in raw.items() if isinstance(value, Tensor)}
     if not state_dict:
         raise WeightsError(
@@ -151,7 +155,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
 def _stored_config(path: Path, loaded: Mapping[str, Any]) -> RestorerConfig | None:
     """The restorer config saved with the file: safetensors metadata ``arch``, or a ``config`` entry."""
     values: Any = loaded.get("config")
-    if path.suffix == ".safetensors":
+    if sniff_format(path) == "safetensors":
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as handle:

@@ -20,7 +20,7 @@ import typer
 from minerrestore import __version__
 from minerrestore.cli.augment import augment_command
 from minerrestore.cli.degrade import degrade_command
-from minerrestore.cli.evaluate import evaluate_command
+from minerrestore.cli.evaluate import evaluate_command, spread_compare
 from minerrestore.cli.export import export_command
 from minerrestore.cli.models import models_command
 from minerrestore.cli.restore import restore_command
@@ -85,6 +85,9 @@ def flag_text(text: str, settings: Iterable[str]) -> str:
 
 def main(args: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script passes it to ``sys.exit``)."""
+    args = list(sys.argv[1:] if args is None else args)
+    if args[:1] == ["evaluate"]:
+        args = spread_compare(args)
     try:
         app(args=args, prog_name="minerrestore")
     except SystemExit as exc:  # normal end, usage errors (2) and typer.Exit(code)

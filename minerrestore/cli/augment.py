@@ -9,6 +9,7 @@ import typer
 
 from minerrestore.cli.options import (
     JsonOption,
+    OverwriteOption,
     QuietOption,
     RecursiveOption,
     SeedOption,
@@ -54,6 +55,7 @@ def augment_command(
     seed: SeedOption = 0,
     workers: WorkersOption = None,
     skip_existing: SkipExistingOption = False,
+    overwrite: OverwriteOption = False,
     recursive: RecursiveOption = False,
     quiet: QuietOption = False,
     json_path: JsonOption = None,
@@ -85,6 +87,7 @@ def augment_command(
         ext=ext,
         workers=resolve_workers(workers),
         skip_existing=skip_existing,
+        overwrite=overwrite,
         recursive=recursive,
         quiet=quiet,
     )

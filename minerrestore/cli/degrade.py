@@ -9,6 +9,7 @@ import typer
 
 from minerrestore.cli.options import (
     JsonOption,
+    OverwriteOption,
     QuietOption,
     RecursiveOption,
     SeedOption,
@@ -52,6 +53,7 @@ def degrade_command(
     seed: SeedOption = DegradationSettings.seed,
     workers: WorkersOption = None,
     skip_existing: SkipExistingOption = False,
+    overwrite: OverwriteOption = False,
     recursive: RecursiveOption = False,
     quiet: QuietOption = False,
     json_path: JsonOption = None,
@@ -76,6 +78,7 @@ def degrade_command(
         ext=ext,
         workers=resolve_workers(workers),
         skip_existing=skip_existing,
+        overwrite=overwrite,
         recursive=recursive,
         quiet=quiet,
     )

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from minerrestore.cli.options import DeviceOption, JsonOption, QuietOption, write_json_summary
+from minerrestore.cli.options import DeviceOption, JsonOption, QuietOption, RecursiveOption, write_json_summary
 from minerrestore.errors import UsageError
 from minerrestore.metrics import DEFAULT_BATCH_SIZE, DEFAULT_LPIPS_NET, METRICS
+
+
+def spread_compare(args: Sequence[str]) -> list[str]:
+    """``evaluate R --compare A B`` as ``--compare A --compare B``: the folders after the flag, up to the next option.
+
+    RESTORED therefore comes before ``--compare``.
+    """
+    spread: list[str] = []
+    taking = False
+    for index, arg in enumerate(args):
+        if arg.startswith("-"):
+            taking = arg == "--compare"
+        elif taking and index > 0 and args[index - 1] != "--compare":
+            spread.append("--compare")
+        spread.append(arg)
+    return spread
 
 
 def evaluate_command(
@@ -30,8 +47,14 @@ def evaluate_command(
     ] = None,
     compare: Annotated[
         list[Path] | None,
-        typer.Option("--compare", help="Another method's folder, scored against the same --gt (repeatable)."),
+        typer.Option(
+            "--compare", help="Other methods' folders, scored against the same --gt (--compare A B or repeated)."
+        ),
     ] = None,
+    pairs_only: Annotated[
+        bool, typer.Option("--pairs-only", help="Score the images that have a partner; list the others.")
+    ] = False,
+    recursive: RecursiveOption = False,
     chart: Annotated[Path | None, typer.Option("--chart", help="Write a bar chart PNG of the table.")] = None,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write per-image values to this CSV file.")] = None,
     crop_border: Annotated[
@@ -72,6 +95,8 @@ def evaluate_command(
         lpips_net=lpips_net,
         aligned_faces=not unaligned,
         batch_size=batch_size,
+        pairs_only=pairs_only,
+        recursive=recursive,
         device=device,
         quiet=quiet,
     )

@@ -28,6 +28,10 @@ JsonOption = Annotated[Path | None, typer.Option("--json", help="Write a JSON su
 SkipExistingOption = Annotated[
     bool, typer.Option("--skip-existing", help="Skip inputs whose outputs already exist (resume a run).")
 ]
+OverwriteOption = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Remove the outputs of an earlier run with other settings in --out first."),
+]
 RecursiveOption = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")]
 

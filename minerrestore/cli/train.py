@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from minerrestore.cli.options import JsonOption, QuietOption, write_json_summary
-from minerrestore.errors import EXIT_INTERRUPTED
+from minerrestore.errors import EXIT_INTERRUPTED, MinerRestoreError
 
 
 def train_command(
@@ -50,6 +50,7 @@ def train_command(
         "run_dir": str(result.run_dir),
         "iteration": result.iteration,
         "interrupted": result.interrupted,
+        "diverged": result.diverged,
         "checkpoint": str(result.checkpoint) if result.checkpoint else None,
         "ema_weights": str(result.ema_weights) if result.ema_weights else None,
         "validation": result.validation,
@@ -60,3 +61,7 @@ def train_command(
         typer.echo(str(result.ema_weights or result.checkpoint or Path(result.run_dir)))
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
+    if result.diverged:
+        raise MinerRestoreError(
+            result.diverged, hint=f"checkpoint {result.checkpoint}; lower the learning rates (optim.lr_g) and retrain"
+        )

@@ -35,7 +35,7 @@ import numpy as np
 from minerrestore.batch import BatchReport
 from minerrestore.data.folders import check_out_dir, image_seed, opencv_threads_for, relative_name, run_with_manifest
 from minerrestore.errors import UsageError
-from minerrestore.io import atomic_write_bytes, list_images, read_image, write_image
+from minerrestore.io import atomic_write_bytes, check_output_ext, list_images, read_image, write_image
 
 OPS = ("orig", "flip", "rotate", "translate", "contrast", "brightness")
 """Augmentation names, in output order; outputs are ``<stem>_<op>.<ext>``."""
@@ -261,11 +261,12 @@ def plan_augmentation(
 ) -> list[AugmentJob]:
     """Draw every image's augmentation parameters and output names, without touching any pixel."""
     input_dir, out_dir = Path(input_dir), Path(out_dir)
+    chosen = None if ext is None else check_output_ext(ext)
     jobs = []
     for path in list_images(input_dir, recursive):
         name = relative_name(path, input_dir)
         per_image = image_seed(seed, name)
-        suffix = path.suffix if ext is None else "." + ext.lstrip(".").lower()
+        suffix = chosen or path.suffix
         stem = str(PurePosixPath(name).with_suffix(""))
         rows = tuple(
             {"source": name, "output": f"{stem}_{op}{suffix}", "op": op, "params": params, "seed": per_image}
@@ -284,6 +285,7 @@ def augment_folder(
     ext: str | None = None,
     workers: int = 1,
     skip_existing: bool = False,
+    overwrite: bool = False,
     recursive: bool = False,
     quiet: bool = False,
 ) -> BatchReport:
@@ -301,7 +303,9 @@ def augment_folder(
         seed: global seed; the same seed gives identical bytes.
         ext: output format (``png``, ``jpg`` ...); None keeps each source's extension.
         workers: processes; results do not depend on it.
-        skip_existing: skip images whose outputs all exist.
+        skip_existing: skip images whose outputs all exist (same settings only: a folder whose
+            manifest records other settings is refused either way).
+        overwrite: first remove the outputs and manifest of a different earlier run in ``out_dir``.
         recursive: descend into sub-folders.
         quiet: no progress bar.
 
@@ -316,10 +320,12 @@ def augment_folder(
         _augment_one,
         out_dir / AUGMENT_MANIFEST,
         lambda job: job.rows,
+        fields=("output",),
         workers=workers,
         description="augment",
         quiet=quiet,
         skip_existing=skip_existing,
+        overwrite=overwrite,
     )
 
 

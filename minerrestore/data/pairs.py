@@ -34,7 +34,7 @@ from minerrestore.data.folders import (
 )
 from minerrestore.data.presets import load_preset
 from minerrestore.errors import UsageError
-from minerrestore.io import LoadedImage, list_images, read_image, write_image
+from minerrestore.io import LoadedImage, check_output_ext, list_images, read_image, write_image
 
 DEGRADE_MANIFEST = "degrade_manifest.jsonl"
 SPLITS = ("train", "test")
@@ -151,7 +151,7 @@ def plan_degradation(
         groups = {name: source_group(name, augment_sources, OPS) for name in names}
         by_group = assign_splits(groups.values(), split, settings.seed)
         sides = {name: by_group[groups[name]] for name in names}
-    suffix = "." + ext.lstrip(".").lower()
+    suffix = check_output_ext(ext)
     jobs = []
     for path, name in zip(sources, names, strict=True):
         stem = str(PurePosixPath(name).with_suffix(suffix))
@@ -199,6 +199,7 @@ def degrade_folder(
     ext: str = "png",
     workers: int = 1,
     skip_existing: bool = False,
+    overwrite: bool = False,
     recursive: bool = False,
     quiet: bool = False,
 ) -> BatchReport:
@@ -216,11 +217,13 @@ def degrade_folder(
             ground-truth size, fit and global seed (with the same inputs the same seed gives
             identical bytes); ``DegradationSettings()`` (paper, 512 px, crop, seed 0) when None.
         split: fraction of source images for ``train`` (e.g. 0.8); None writes no split.
-        replay: a degrade manifest to redo exactly (``settings`` and ``split`` are then taken
-            from it).
+        replay: a degrade manifest to redo exactly (``settings`` and ``split`` come from it:
+            giving other ones is refused).
         ext: output format of both images (lossless ``png`` by default).
         workers: processes; results do not depend on it.
-        skip_existing: skip images whose two outputs exist (resuming the same command).
+        skip_existing: skip images whose two outputs exist (resuming the same command; a
+            folder whose manifest records other settings is refused either way).
+        overwrite: first remove the outputs and manifest of a different earlier run in ``out_dir``.
         recursive: descend into sub-folders (relative paths are kept).
         quiet: no progress bar.
 
@@ -230,6 +233,12 @@ def degrade_folder(
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     check_out_dir(input_dir, out_dir, recursive)
     if replay is not None:
+        if (settings is not None and settings != DegradationSettings()) or split is not None:
+            raise UsageError(
+                "replay redoes the manifest's own preset, size, fit, seed and split",
+                hint="drop those options, or degrade without replay",
+                settings=("replay", "preset", "size", "fit", "seed", "split"),
+            )
         jobs = plan_replay(replay, input_dir, out_dir)
     else:
         jobs = plan_degradation(input_dir, out_dir, settings, split=split, ext=ext, recursive=recursive)
@@ -238,10 +247,12 @@ def degrade_folder(
         _degrade_one,
         out_dir / DEGRADE_MANIFEST,
         lambda job: [job.row],
+        fields=("gt", "lq"),
         workers=workers,
         description="degrade",
         quiet=quiet,
         skip_existing=skip_existing,
+        overwrite=overwrite,
     )
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from minerrestore.errors import UsageError, WeightsError
 from minerrestore.models import files
-from minerrestore.models.export import EMA_EXPORT
+from minerrestore.models.export import run_model_file
 
 if TYPE_CHECKING:
     import torch
@@ -371,7 +371,8 @@ def resolve_file(name_or_path: str | Path) -> Path:
 
     A catalogue name gives its file from the weight folders, checked against its SHA-256 when
     one is known (once per file and process); a run folder gives its EMA export
-    (``restorer_ema.safetensors``); a path gives itself.
+    (``restorer_ema.safetensors``) or its newer checkpoint (:func:`~minerrestore.models.export.run_model_file`);
+    a path gives itself.
 
     Raises:
         WeightsError: a missing file (the message says where to put it, its URL and SHA-256),
@@ -390,8 +391,8 @@ def resolve_file(name_or_path: str | Path) -> Path:
         files.check_sha256(entry, path)
         return path
     path = Path(text).expanduser()
-    if path.is_dir() and (path / EMA_EXPORT).is_file():
-        return path / EMA_EXPORT
+    if path.is_dir():
+        return run_model_file(path)
     if path.is_file():
         return path
     if isinstance(name_or_path, Path) or path.suffix.lower() in _MODEL_SUFFIXES or os.sep in text:

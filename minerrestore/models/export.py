@@ -131,6 +131,46 @@ def describe_export(path: str | Path) -> str:
     return f"EMA generator of iteration {iteration}, {ended}"
 
 
+def run_model_file(run: str | Path) -> Path:
+    """The restorer file of a training run folder: its EMA export, or its newest checkpoint when newer.
+
+    A run still in progress (or resumed past its export) gives the checkpoint, whose EMA
+    generator ``restore`` loads; a note on stderr says which iteration.
+
+    Raises:
+        UsageError: the folder holds neither an export nor a checkpoint.
+    """
+    from minerrestore.batch import stderr_console
+
+    run = Path(run)
+    export = run / EMA_EXPORT
+    checkpoints = list_checkpoints(run / RUN_CHECKPOINTS)
+    exported = -1
+    if export.is_file() and checkpoints:
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(export), "pt") as handle:
+                exported = int((handle.metadata() or {}).get("iteration", -1))
+        except Exception:  # not one of our exports: the checkpoint is newer
+            exported = -1
+    if checkpoints and checkpoints[-1][0] > exported:
+        iteration, path = checkpoints[-1]
+        stderr_console.print(
+            f"note: {run} has no export of its newest checkpoint: using the EMA generator of iteration {iteration} "
+            f"({path.name}); `minerrestore export {run} FILE` writes it as a restorer file",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return path
+    if export.is_file():
+        return export
+    raise UsageError(
+        f"{run}: a folder with neither {EMA_EXPORT} nor a checkpoint in {RUN_CHECKPOINTS}/",
+        hint="give a training run folder (train.out_dir), a restorer file or a model name",
+    )
+
+
 def save_generator(path: Path, generator: nn.Module, iteration: int, config: Mapping[str, Any]) -> Path:
     """A restorer file with the run's iteration and config (a plain mapping) in its metadata (``restore --model``)."""
     from minerrestore.archs.checkpoints import save_restorer
@@ -151,5 +191,6 @@ __all__ = [
     "export_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
+    "run_model_file",
     "save_generator",
 ]

@@ -9,7 +9,8 @@ inside an installed package, or supplied by the user; when a needed file is miss
 :func:`find` raises a :class:`~minerrestore.errors.WeightsError` that says which file, where to
 put it, its official URL and its SHA-256.
 
-Loading is safe: safetensors, or ``torch.load(weights_only=True)``; a pickle that
+Loading is safe, the format read from the file's first bytes: safetensors, or
+``torch.load(weights_only=True)``; a pickle that
 carries code is refused, never executed. A file with a known checksum is verified once per
 process when the catalogue resolves it (:func:`check_sha256`, cached by path, size and
 modification time); ``minerrestore weights --verify`` hashes every present file.
@@ -152,10 +153,58 @@ def check_sha256(entry: ModelEntry, path: str | Path) -> None:
     )
 
 
+def sniff_format(path: str | Path) -> str:
+    """What a model file is by its first bytes, whatever its name.
+
+    Returns:
+        ``safetensors``, ``zip`` (PyTorch's zip checkpoint), ``pickle`` (PyTorch's legacy
+        format or a plain pickle) or ``unknown``.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+        size = os.fstat(handle.fileno()).st_size
+    if len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= size - 8:
+        return "safetensors"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head[:1] == b"\x80" and head[1:2] in {bytes([n]) for n in range(2, 6)}:
+        return "pickle"
+    return "unknown"
+
+
+def _pickled_globals(path: Path, kind: str) -> list[str]:
+    """The Python names a checkpoint's pickle refers to, other than torch's own, read without unpickling."""
+    import io
+    import pickletools
+    import zipfile
+
+    found: list[str] = []
+    try:
+        if kind == "zip":
+            with zipfile.ZipFile(path) as archive:
+                member = next(name for name in archive.namelist() if name.endswith("data.pkl"))
+                stream = io.BytesIO(archive.read(member))
+        else:
+            stream = io.BytesIO(path.read_bytes())
+        while stream.tell() < len(stream.getbuffer()):  # the legacy format is several pickles in a row
+            strings: list[str] = []
+            for opcode, argument, _ in pickletools.genops(stream):
+                if isinstance(argument, str):
+                    strings.append(argument)
+                if opcode.name in ("GLOBAL", "INST"):
+                    found.append(str(argument).replace(" ", "."))
+                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+    except Exception:  # the tensor bytes after the pickles, or a corrupt file: keep what was read
+        pass
+    return sorted({name for name in found if not name.startswith(("torch.", "collections.OrderedDict"))})
+
+
 def load_state_dict(path: str | Path) -> dict[str, object]:
     """Load a checkpoint without executing code.
 
-    ``.safetensors`` files load with safetensors; anything else with
+    The format is recognised by content (:func:`sniff_format`), not by the file's name:
+    safetensors files load with safetensors; PyTorch checkpoints with
     ``torch.load(weights_only=True)``, which accepts tensors, containers and plain
     values and refuses any other pickled object.
 
@@ -163,12 +212,19 @@ def load_state_dict(path: str | Path) -> dict[str, object]:
         The loaded mapping (for ``.pth`` files this may be nested, e.g. ``{"params_ema": ...}``).
 
     Raises:
-        WeightsError: missing file, a pickle that carries code, or a corrupt file.
+        WeightsError: missing file, a file of no model format, a pickle that carries code,
+            or a corrupt file.
     """
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such model file")
-    if path.suffix == ".safetensors":
+    kind = sniff_format(path)
+    if kind == "unknown":
+        raise WeightsError(
+            f"{path}: not a model file (neither safetensors nor a PyTorch checkpoint)",
+            hint="give a .safetensors or .pth file written by PyTorch or minerrestore export",
+        )
+    if kind == "safetensors":
         from safetensors.torch import load_file
 
         try:
@@ -178,14 +234,19 @@ def load_state_dict(path: str | Path) -> dict[str, object]:
     import torch
 
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as handle:  # a handle: torch.load would go by a .safetensors name
+            loaded = torch.load(handle, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        names = _pickled_globals(path, kind)
+        if not names:  # no Python object is named: a corrupt or unsupported pickle, not code
+            raise WeightsError(f"{path}: not a readable PyTorch checkpoint (an unsupported or corrupt pickle)") from exc
         raise WeightsError(
-            f"{path}: refused to load, the file contains pickled code or objects, not only weights",
+            f"{path}: refused to load, the file contains pickled code or objects, not only weights "
+            f"({', '.join(names[:3])})",
             hint="convert it to safetensors in a trusted environment, or obtain the official file",
         ) from exc
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({exc})") from exc
+    except Exception as exc:  # a truncated zip or pickle fails in many ways; none of them is code
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
     if not isinstance(loaded, Mapping):
         raise WeightsError(f"{path}: expected a state dict (a mapping), found {type(loaded).__name__}")
     return dict(loaded)

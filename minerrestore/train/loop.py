@@ -43,6 +43,7 @@ from minerrestore.io import atomic_path, write_image
 from minerrestore.models.export import CHECKPOINT_FORMAT, load_checkpoint, save_generator
 from minerrestore.settings import to_dict, to_yaml
 from minerrestore.train.config import Config
+from minerrestore.train.guard import LossGuard
 from minerrestore.train.log import RunLog, plot_loss_curves
 from minerrestore.train.networks import Networks, build_networks, trainable_parameters, update_ema
 from minerrestore.train.run import RunLayout, TrainResult
@@ -403,6 +404,7 @@ class Trainer:
         checkpoint = None
         metrics: dict[str, float] = {}
         interrupted = False
+        guard, diverged = LossGuard(), None
         self.log.open()
         progress = Progress(
             TextColumn("[bold]training"),
@@ -426,6 +428,7 @@ class Trainer:
                     d_terms = self.discriminator_step(image, gt, boxes)
                     for scheduler in self.schedulers.values():
                         scheduler.step()
+                    diverged = diverged or self._guard(guard, g_terms, d_terms)
                     last = self.iteration == total
                     if self.iteration % config.log.every == 0 or last:
                         now = time.perf_counter()
@@ -438,27 +441,42 @@ class Trainer:
                     progress.update(task, completed=self.iteration)
                     if last or (config.log.val_every and self.iteration % config.log.val_every == 0):
                         metrics = self._validate(validator) or metrics
-                    stopping = self.dist.any(stop.requested, self.device)
+                    stopping = self.dist.any(stop.requested or diverged is not None, self.device)
                     if last or stopping or self.iteration % config.train.checkpoint_every == 0:
                         checkpoint = self.save_checkpoint()
                     if stopping:
-                        interrupted = True
-                        self.log.record("interrupted", self.iteration)
+                        interrupted = diverged is None
+                        self.log.record("interrupted" if interrupted else "diverged", self.iteration)
                         self.log.note(
                             f"[yellow]stopped at iteration {self.iteration}; checkpoint {checkpoint}; "
-                            "continue with --resume[/yellow]"
+                            + ("continue with --resume[/yellow]" if interrupted else "[/yellow]")
                         )
                         break
         finally:
             self.log.close()
         export = None
         if self.dist.is_main:
-            if not interrupted and self.iteration >= total:
+            if not interrupted and diverged is None and self.iteration >= total:
                 export = self.export_ema()
             plot_loss_curves(self.layout.log, self.layout.loss_curves)
         self.dist.barrier()
         seconds = time.perf_counter() - start_time
-        return TrainResult(self.layout.root, self.iteration, interrupted, checkpoint, export, metrics, seconds)
+        return TrainResult(
+            self.layout.root, self.iteration, interrupted, checkpoint, export, metrics, seconds, diverged
+        )
+
+    def _guard(self, guard: LossGuard, g_terms: dict[str, Tensor], d_terms: dict[str, Tensor]) -> str | None:
+        """Check this iteration's losses (:mod:`~minerrestore.train.guard`); the message of a divergence, or None."""
+        names = [f"g_{k}" for k in g_terms if k != "total"] + [f"d_{k}" for k in d_terms if not k.endswith("_score")]
+        terms = [g_terms[n[2:]] if n.startswith("g_") else d_terms[n[2:]] for n in names]
+        values = torch.stack([t.detach().float().reshape(()) for t in terms]).cpu().tolist()
+        for event in guard.check(dict(zip(names, values, strict=True))):
+            message = event.message(self.iteration)
+            self.log.record("guard", self.iteration, kind=event.kind, loss=event.loss, value=event.value)
+            if event.kind == "stop":  # the first loss to diverge is the one named
+                return message
+            self.log.note(f"[yellow]warning: {message}[/yellow]")
+        return None
 
     def export_ema(self) -> Path:
         """Save the EMA generator for ``minerrestore restore --model RUN_DIR`` (architecture in the metadata)."""
@@ -512,8 +530,6 @@ def announce(trainer: Trainer, plan: DataPlan, checkpoint: Path | None) -> None:
         skipped=len(plan.skipped),
         device=str(trainer.device),
     )
-
-
 
 
 __all__ = ["StopRequest", "Trainer", "announce", "deterministic_algorithms"]

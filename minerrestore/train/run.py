@@ -99,6 +99,7 @@ class TrainResult:
         ema_weights: the exported EMA generator (None when interrupted).
         validation: the last validation figures.
         seconds: wall time of this session.
+        diverged: why the loss guard stopped the run (a loss and its iteration), else None.
     """
 
     run_dir: Path
@@ -108,6 +109,7 @@ class TrainResult:
     ema_weights: Path | None
     validation: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    diverged: str | None = None
 
 
 def config_from(config: Config | str | Path, overrides: Sequence[str]) -> Config:
@@ -189,7 +191,6 @@ def _absolute_paths(config: Config) -> Config:
     return replace(config, changes) if changes else config
 
 
-
 def prepare_run(
     config: Config, resume: bool, overrides: Sequence[str], quiet: bool
 ) -> tuple[Config, Path | None, DataPlan]:
@@ -225,7 +226,6 @@ def prepare_run(
         if len(plan.skipped) > 20:
             log.note(f"  ... and {len(plan.skipped) - 20} more (see {layout.aligned}/*/index.json)")
     return config, checkpoint, plan
-
 
 
 __all__ = ["RESUMED_OPTIMISER_SETTINGS", "RUN_FILES", "RunLayout", "TrainResult", "config_from", "prepare_run"]

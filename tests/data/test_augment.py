@@ -23,7 +23,7 @@ from minerrestore.data.augment import (
     rotate,
     translate,
 )
-from minerrestore.data.folders import image_seed
+from minerrestore.data.folders import image_seed, read_manifest
 from minerrestore.errors import UsageError
 from minerrestore.preview import contact_sheet
 
@@ -280,7 +280,26 @@ def test_ctrl_c_stops_with_exit_130_keeps_finished_outputs_and_resumes(
     assert main(args) == 130
     err = capsys.readouterr().err
     assert "interrupted by Ctrl-C after 1 of 3" in err and "--skip-existing" in err and "Traceback" not in err
-    assert sorted(p.suffix for p in (tmp_path / "out").iterdir()) == [".png"] * 6  # one face done, no temp file
+    assert sorted(p.suffix for p in (tmp_path / "out").iterdir()) == [".jsonl"] + [".png"] * 6  # one face, no temp
+    assert len(read_manifest(tmp_path / "out" / AUGMENT_MANIFEST)) == 6  # the finished face is recorded
     monkeypatch.setattr(augment, "_augment_one", real_one)
     assert main([*args, "--skip-existing"]) == 0
     assert len(list((tmp_path / "out").glob("*.png"))) == 18
+
+
+def test_augment_folder_refuses_other_settings(tmp_path: Path, rng: np.random.Generator) -> None:
+    """Issue 20: the augment manifest owns its folder; overwrite removes the old outputs first."""
+    _write_faces(tmp_path / "in", 2, rng)
+    augment_folder(tmp_path / "in", tmp_path / "out", AugmentSettings(ops=("orig", "rotate")), quiet=True)
+    with pytest.raises(UsageError, match=r"holds a run with other settings .*params differ"):
+        augment_folder(
+            tmp_path / "in",
+            tmp_path / "out",
+            AugmentSettings(ops=("orig", "rotate"), angle=9.0),
+            skip_existing=True,
+            quiet=True,
+        )
+    augment_folder(tmp_path / "in", tmp_path / "out", AugmentSettings(ops=("orig", "flip")), overwrite=True, quiet=True)
+    ops = sorted(p.stem.rsplit("_", 1)[1] for p in (tmp_path / "out").glob("*.png"))
+    assert ops == ["flip", "flip", "orig", "orig"]
+    assert {row["op"] for row in read_manifest(tmp_path / "out" / AUGMENT_MANIFEST)} == {"orig", "flip"}

@@ -138,3 +138,53 @@ def test_cli_preview_writes_only_the_sheet(tmp_path: Path, rng: np.random.Genera
     sheet = tmp_path / "sheet.png"
     assert main(["degrade", str(tmp_path / "in"), "--preview", str(sheet), "--size", "32", "--preset", "miner"]) == 0
     assert sheet.is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["in", "sheet.png"]
+
+
+def test_output_folder_owns_its_manifest(
+    tmp_path: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 20: a re-run with other settings is refused (skip_existing or not), overwrite starts afresh."""
+    _write_faces(tmp_path / "in", [f"f{i}.png" for i in range(6)], rng)
+    out = tmp_path / "pairs"
+    base = ["degrade", str(tmp_path / "in"), "-o", str(out), "-q", "--workers", "1"]
+    assert main([*base, "--preset", "miner", "--split", "0.5", "--size", "32"]) == 0
+    before = _all_bytes(out)
+    capsys.readouterr()
+    assert main([*base, "--preset", "paper", "--split", "0.5", "--size", "16", "--skip-existing"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and "preset 'miner' -> 'paper'" in err and "size 32 -> 16" in err
+    assert "--overwrite" in err and "Traceback" not in err
+    assert main([*base, "--preset", "miner", "--split", "0.8", "--size", "32"]) == 2  # sides would move: leakage
+    assert _all_bytes(out) == before  # earlier outputs and manifest intact
+    assert main([*base, "--preset", "miner", "--split", "0.5", "--size", "32", "--skip-existing"]) == 0  # same run
+    assert _all_bytes(out) == before
+    assert main([*base, "--preset", "miner", "--split", "0.8", "--size", "32", "--overwrite"]) == 0
+    rows = read_manifest(out / DEGRADE_MANIFEST)
+    assert len(rows) == 6 and Counter(row["split"] for row in rows) == {"train": 5, "test": 1}
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*.png")}
+    assert on_disk == {row[kind] for row in rows for kind in ("gt", "lq")}  # nothing left in the old split
+    stems = [Path(p).name for p in on_disk if "/gt/" in p]
+    assert len(stems) == len(set(stems)) == 6  # no file in both train/ and test/
+    (out / DEGRADE_MANIFEST).unlink()  # outputs no manifest accounts for are refused, not mixed
+    assert main([*base, "--preset", "miner", "--split", "0.8", "--size", "32"]) == 2
+    assert "does not record it" in capsys.readouterr().err
+
+
+def test_replay_refuses_other_settings_and_non_manifests(
+    tmp_path: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write_faces(tmp_path / "in", ["a.png"], rng)
+    assert main(["degrade", str(tmp_path / "in"), "-o", str(tmp_path / "one"), "-q", "--size", "16"]) == 0
+    replay = ["degrade", str(tmp_path / "in"), "-o", str(tmp_path / "two"), "-q", "--replay"]
+    capsys.readouterr()
+    assert main([*replay, str(tmp_path / "one" / DEGRADE_MANIFEST), "--preset", "miner", "--size", "32"]) == 2
+    assert "--replay redoes the manifest's own" in capsys.readouterr().err
+    assert main([*replay, str(tmp_path / "in" / "a.png")]) == 2
+    assert "not a JSON-lines manifest" in capsys.readouterr().err
+    assert main([*replay, str(tmp_path / "one" / DEGRADE_MANIFEST)]) == 0
+    (tmp_path / "file").write_text("x")
+    assert main(["degrade", str(tmp_path / "in"), "-o", str(tmp_path / "file"), "-q", "--size", "16"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert main(["degrade", str(tmp_path / "in"), "-o", str(tmp_path / "x"), "-q", "--ext", "xyz"]) == 2
+    assert main(["augment", str(tmp_path / "in"), "-o", str(tmp_path / "x"), "-q", "--ext", "xyz"]) == 2
+    assert "--ext 'xyz' is not an output format" in capsys.readouterr().err and not (tmp_path / "x").exists()

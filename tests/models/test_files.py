@@ -87,3 +87,28 @@ def test_cached_sha256_hashes_each_file_version_once(tmp_path: Path, monkeypatch
     assert hashed == [path.resolve()]
     path.write_bytes(b"other")  # a new size (and mtime): hashed again
     assert files.cached_sha256(path) != first and len(hashed) == 2
+
+
+def test_files_are_recognised_by_content_not_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 20: safetensors named .pt, zip and legacy pickles named anything; junk is not 'pickled code'."""
+    from minerrestore.cli import main
+
+    state = {"w": torch.arange(3.0)}
+    files.save_state_dict(tmp_path / "export.pt", state)  # what `export x.pt` writes
+    torch.save(state, tmp_path / "zip.safetensors")
+    torch.save(state, tmp_path / "legacy.bin", _use_new_zipfile_serialization=False)
+    for name, kind in (("export.pt", "safetensors"), ("zip.safetensors", "zip"), ("legacy.bin", "pickle")):
+        assert files.sniff_format(tmp_path / name) == kind
+        assert torch.equal(files.load_state_dict(tmp_path / name)["w"], state["w"])
+    (tmp_path / "notes.txt").write_text("hello\n")
+    (tmp_path / "photo.pt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    (tmp_path / "random.pth").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "cut.pth").write_bytes((tmp_path / "zip.safetensors").read_bytes()[:200])
+    for name in ("notes.txt", "photo.pt", "random.pth", "cut.pth"):
+        with pytest.raises(WeightsError) as caught:
+            files.load_state_dict(tmp_path / name)
+        assert "pickled code" not in str(caught.value)
+    capsys.readouterr()
+    assert main(["weights", "inspect", str(tmp_path / "notes.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "not a model file" in err and "Traceback" not in err

@@ -309,3 +309,37 @@ def test_zero_constant_input_fine_tunes_with_the_constant_kept_at_zero(
         assert weights[key].abs().sum() == 0, module
     trained = state["modules"]["generator"]
     assert any(not torch.equal(initial[name], trained[name]) for name in initial if name != key)
+
+
+def test_a_run_folder_without_a_current_export_restores_its_newest_checkpoint(
+    tiny_run: tuple[Path, float], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 20: ``restore --model RUN_DIR`` on an unfinished run uses the newest EMA and says which iteration."""
+    from minerrestore.archs.checkpoints import inspect_checkpoint
+    from minerrestore.models.catalogue import load_model
+
+    run_dir, _ = tiny_run
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(run_dir / "checkpoints", unfinished / "checkpoints")
+    capsys.readouterr()
+    model = load_model(unfinished)
+    assert "using the EMA generator of iteration 20 (iter_00000020.pt)" in capsys.readouterr().err
+    ema = load_checkpoint(RunLayout(run_dir).checkpoint(20))["modules"]["generator_ema"]
+    for key, value in model.net.state_dict().items():
+        torch.testing.assert_close(value, ema[key])
+    info = inspect_checkpoint(RunLayout(run_dir).checkpoint(10))  # `weights inspect` reads our checkpoints
+    assert info["source_key"] == "modules.generator_ema" and info["layout"] == "restorer"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match=r"neither restorer_ema\.safetensors nor a checkpoint"):
+        load_model(tmp_path / "empty")
+
+
+def test_a_diverging_run_stops_with_a_checkpoint_naming_the_loss(faces: Path, tmp_path: Path) -> None:
+    """Issue 20: an absurd learning rate stops at the first non-finite loss, with a checkpoint and no export."""
+    out_dir = tmp_path / "absurd"
+    result = train("tiny", overrides=_settings(faces, out_dir, "optim.lr_g=100", "train.iterations=8"), quiet=True)
+    assert result.diverged is not None and result.diverged.startswith("loss g_") and "at iteration" in result.diverged
+    assert result.iteration < 8 and not result.interrupted and result.ema_weights is None
+    assert result.checkpoint is not None and result.checkpoint.is_file()
+    events = [r["event"] for r in read_log(out_dir / "log.jsonl")]
+    assert "guard" in events and "diverged" in events
