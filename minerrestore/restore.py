@@ -45,7 +45,7 @@ from minerrestore.face import (
     upscale_image,
     upscaled_size,
 )
-from minerrestore.face.detect import detector_info
+from minerrestore.face.detect import Face, detector_info
 from minerrestore.face.paste import DEFAULT_MASK_SHAPE, MASK_SHAPES, ColorMatch
 from minerrestore.io import LoadedImage
 from minerrestore.models.catalogue import DEFAULT_MODEL, LoadedModel, load_model
@@ -265,11 +265,13 @@ class Restorer:
 
     # -- the pipeline
 
-    def restore(self, image: np.ndarray | LoadedImage) -> RestoreResult:
+    def restore(self, image: np.ndarray | LoadedImage, faces: Sequence[Face] | None = None) -> RestoreResult:
         """Restore every face of one photo (or one aligned face when ``aligned``).
 
         Args:
             image: HxWx3 uint8 RGB (HxW grey, HxWx4 RGBA accepted) or a :class:`LoadedImage`.
+            faces: the faces to restore instead of detecting them (video: tracked faces with
+                smoothed landmarks, see :meth:`detect`); ignored when ``aligned``.
 
         Returns:
             :class:`RestoreResult` with the enlarged restored photo, its alpha, the faces
@@ -280,7 +282,7 @@ class Restorer:
         rgb = loaded.rgb
         size = self.network.size
         timings: dict[str, float] = {}
-        aligned = self._align(rgb, size, timings)
+        aligned = self._align(rgb, size, timings, faces)
         clock = time.perf_counter()
         restored = self.restore_crops([item.crop for item in aligned])
         timings["network"] = time.perf_counter() - clock
@@ -297,14 +299,9 @@ class Restorer:
         ]
         return RestoreResult(output, alpha, loaded.is_grey, faces, loaded.size, timings)
 
-    def _align(self, rgb: np.ndarray, size: int, timings: dict[str, float]) -> list[Any]:
-        if self.aligned:
-            timings["detect"] = 0.0
-            clock = time.perf_counter()
-            aligned = [aligned_input(rgb, size)]
-            timings["align"] = time.perf_counter() - clock
-            return aligned
-        clock = time.perf_counter()
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        """The faces :meth:`restore` would restore in an HxWx3 uint8 RGB image, best first."""
+        self.load()
         faces = detect_faces(
             rgb,
             detector=self._loaded["detector"],
@@ -314,6 +311,20 @@ class Restorer:
         )
         if self.only_center_face and faces:
             faces = [get_center_face(faces, (rgb.shape[1], rgb.shape[0]))]
+        return faces
+
+    def _align(
+        self, rgb: np.ndarray, size: int, timings: dict[str, float], faces: Sequence[Face] | None = None
+    ) -> list[Any]:
+        if self.aligned:
+            timings["detect"] = 0.0
+            clock = time.perf_counter()
+            aligned = [aligned_input(rgb, size)]
+            timings["align"] = time.perf_counter() - clock
+            return aligned
+        clock = time.perf_counter()
+        if faces is None:
+            faces = self.detect(rgb)
         timings["detect"] = time.perf_counter() - clock
         clock = time.perf_counter()
         aligned = []

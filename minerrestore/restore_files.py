@@ -27,6 +27,7 @@ from minerrestore.distributed import distributed_env, gather_reports, local_rank
 from minerrestore.errors import UsageError
 from minerrestore.io import IMAGE_SUFFIXES, atomic_write_text, list_images, read_image, write_image
 from minerrestore.restore import Restorer, resize_to
+from minerrestore.video import VIDEO_FOLDER, VIDEO_SUFFIXES, VideoOptions, is_video, restore_video_file
 
 SAVE_KINDS = ("restored_imgs", "restored_faces", "cropped_faces", "cmp")
 """Output sub-folders: whole restored photos, restored aligned faces, aligned input faces,
@@ -93,12 +94,18 @@ class OutputLayout:
         extension = ".png" if self.ext == "auto" else f".{self.ext}"
         return self.out_dir / "cmp" / self._name(task.stem, None, extension)
 
+    def video_path(self, task: ImageTask) -> Path:
+        """Path of a restored video (in the input's container)."""
+        return self.out_dir / VIDEO_FOLDER / self._name(task.stem, None, task.path.suffix.lower())
+
     def is_done(self, task: ImageTask) -> bool:
         """Whether the output written last for ``task`` exists (``skip_existing``).
 
-        That is the restored photo (in either format ``auto`` may have chosen), else the
-        comparison, else the first face.
+        That is the restored video, or the restored photo (in either format ``auto`` may have
+        chosen), else the comparison, else the first face.
         """
+        if is_video(task.path):
+            return self.video_path(task).exists()
         if "restored_imgs" in self.save:
             return any(self.image_path(task, has_alpha).exists() for has_alpha in (False, True))
         if "cmp" in self.save:
@@ -139,7 +146,7 @@ def collect_tasks(inputs: Sequence[str | Path], out_dir: Path, recursive: bool =
     Raises:
         UsageError: no images, or an input named explicitly that lies in an output sub-folder.
     """
-    output_folders = [_absolute(out_dir).resolve() / kind for kind in SAVE_KINDS]
+    output_folders = [_absolute(out_dir).resolve() / kind for kind in (*SAVE_KINDS, VIDEO_FOLDER)]
 
     def in_outputs(path: Path) -> bool:
         resolved = path.resolve()
@@ -156,7 +163,7 @@ def collect_tasks(inputs: Sequence[str | Path], out_dir: Path, recursive: bool =
                 settings=("out_dir",),
             )
         if path.is_dir():
-            files = [f for f in list_images(path, recursive) if not in_outputs(f)]
+            files = [f for f in list_images(path, recursive, IMAGE_SUFFIXES + VIDEO_SUFFIXES) if not in_outputs(f)]
             entries += [(f, f.relative_to(path).with_suffix("").as_posix()) for f in files]
         else:
             loose.append(path)  # a missing file becomes a per-file error
@@ -191,6 +198,8 @@ class _FileJob:
     restorer: Restorer
     layout: OutputLayout
     threads: int | None = None  # torch threads in a worker process
+    video: VideoOptions = VideoOptions()  # noqa: RUF009 (frozen)
+    quiet: bool = True
 
 
 def _restore_file(job: _FileJob, task: ImageTask) -> dict[str, Any]:
@@ -200,6 +209,8 @@ def _restore_file(job: _FileJob, task: ImageTask) -> dict[str, Any]:
     if job.threads is not None and torch.get_num_threads() != job.threads:
         torch.set_num_threads(job.threads)
     layout = job.layout
+    if is_video(task.path):
+        return restore_video_file(job.restorer, task.path, layout.video_path(task), job.video, job.quiet)
     clock = time.perf_counter()
     loaded = read_image(task.path)
     read_seconds = time.perf_counter() - clock
@@ -247,7 +258,8 @@ def _previous_entries(path: Path) -> dict[str, dict[str, Any]]:
 
 def _output_folders(layout: OutputLayout) -> list[str]:
     """The output sub-folders of ``layout`` that exist, as ``out_dir/kind/``."""
-    return [f"{layout.out_dir / kind}/" for kind in layout.save if (layout.out_dir / kind).is_dir()]
+    kinds = (*layout.save, VIDEO_FOLDER)
+    return [f"{layout.out_dir / kind}/" for kind in kinds if (layout.out_dir / kind).is_dir()]
 
 
 def restore_paths(
@@ -262,6 +274,7 @@ def restore_paths(
     skip_existing: bool = False,
     workers: int = 1,
     quiet: bool = False,
+    video: VideoOptions = VideoOptions(),  # noqa: B008 (frozen)
 ) -> BatchReport:
     """Restore image files and folders into ``out_dir``; write ``out_dir/report.json``.
 
@@ -279,6 +292,7 @@ def restore_paths(
         skip_existing: skip images whose restored photo (or first output) already exists.
         workers: processes; 1 (default) lets torch use every core for the network.
         quiet: no progress bar or per-failure lines.
+        video: codec, quality and steadying of videos (:mod:`minerrestore.video`).
 
     Returns:
         The :class:`~minerrestore.batch.BatchReport` (merged over ranks on rank 0); each
@@ -306,7 +320,7 @@ def restore_paths(
     tasks = collect_tasks(inputs, out_dir, recursive)
     header = restorer.load().describe()  # fails fast on a missing model, before any file
     threads = max(1, torch.get_num_threads() // workers) if workers > 1 else None
-    process = functools.partial(_restore_file, _FileJob(restorer, layout, threads))
+    process = functools.partial(_restore_file, _FileJob(restorer, layout, threads, video, quiet or workers > 1))
     skip = layout.is_done if skip_existing else None
     description = "restore" if world == 1 else f"restore (rank {rank} of {world})"
     report = run_batch(

@@ -1,0 +1,153 @@
+"""Videos: frame count, timestamps, audio passthrough, tracking, corrupt clips in a folder."""
+
+from __future__ import annotations
+
+import json
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from minerrestore.errors import UsageError
+from minerrestore.face.detect import Face
+from tests.conftest import FACES, PORTRAITS
+
+av = pytest.importorskip("av")
+
+from minerrestore.restore import Restorer  # noqa: E402
+from minerrestore.video import FaceTracker, VideoError, VideoOptions, restore_video  # noqa: E402
+
+
+def make_clip(
+    path: Path, frames: int = 8, size: tuple[int, int] = (160, 128), audio: bool = True, vfr: bool = False
+) -> Path:
+    """A seeded clip: a shared portrait moving and zooming over a grey background, with noise.
+
+    With ``audio`` a 440 Hz AAC track; with ``vfr`` the frame gaps alternate 1 and 3 ticks of 1/30 s.
+    """
+    rng = np.random.default_rng(7)
+    face = cv2.cvtColor(cv2.imread(str(FACES / PORTRAITS[0])), cv2.COLOR_BGR2RGB)
+    width, height = size
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 30)
+        sound = None
+        if audio:
+            sound = container.add_stream("aac", rate=16000)
+            sound.layout = "mono"
+        pts = 0
+        for index in range(frames):
+            side = 80 + 2 * index
+            canvas = np.full((height, width, 3), 120, np.uint8)
+            x, y = 20 + 3 * index, 10 + index
+            canvas[y : y + side, x : x + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)[
+                : height - y, : width - x
+            ]
+            noisy = np.clip(canvas + rng.normal(0, 4, canvas.shape), 0, 255).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(noisy, format="rgb24")
+            frame.pts = pts
+            pts += (1 if index % 2 == 0 else 3) if vfr else 1
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+        if sound is not None:
+            samples = np.sin(2 * np.pi * 440 * np.arange(16000 * frames // 30) / 16000).astype(np.float32)
+            for start in range(0, len(samples), 1024):
+                chunk = av.AudioFrame.from_ndarray(samples[None, start : start + 1024], format="flt", layout="mono")
+                chunk.sample_rate, chunk.pts = 16000, start
+                container.mux(sound.encode(chunk))
+            container.mux(sound.encode(None))
+    return path
+
+
+def _video_pts(path: Path) -> list[int]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [round(float(frame.pts * frame.time_base) * 1000) for frame in container.decode(stream)]
+
+
+def _audio_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
+
+
+@pytest.fixture
+def restorer(tiny_model: Path) -> Restorer:
+    return Restorer(tiny_model, device="cpu", precision="float32", upscale=1.0)
+
+
+@pytest.mark.parametrize("vfr", [False, True])
+def test_frames_timestamps_and_audio_are_kept(
+    restorer: Restorer, tmp_path: Path, vfr: bool, one_torch_thread: None
+) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", vfr=vfr)
+    out = tmp_path / "out.mp4"
+    info = restore_video(restorer, clip, out)
+    assert info["frames"] == 8 and len(info["faces_per_frame"]) == 8
+    assert _video_pts(out) == _video_pts(clip)
+    assert _audio_packets(out) == _audio_packets(clip) and info["audio"] == "aac"
+    assert sum(info["faces_per_frame"]) >= 6 and info["tracks"] == 1  # one face, followed as one track
+    assert not list(tmp_path.glob(".*"))  # no temporary file left
+
+
+def test_a_truncated_video_is_named_and_leaves_no_output(restorer: Restorer, tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", audio=False)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    with pytest.raises(VideoError, match=r"broken\.mp4"):
+        restore_video(restorer, broken, tmp_path / "out" / "broken.mp4")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_tracker_smooths_landmarks_and_bridges_missed_frames() -> None:
+    tracker = FaceTracker(max_missed=2)
+    rng = np.random.default_rng(0)
+    base = np.array([[40, 50], [60, 50], [50, 60], [42, 70], [58, 70]], np.float32)
+    raw, smoothed = [], []
+    for index in range(20):
+        landmarks = base + rng.normal(0, 1.5, base.shape).astype(np.float32)
+        faces = [] if index in (8, 9) else [Face((30.0, 35.0, 70.0, 80.0), 0.9, landmarks)]
+        out = tracker.update(faces)
+        assert len(out) == 1 and out[0][0] == 0  # the same track, also through the two misses
+        raw.append(landmarks)
+        smoothed.append(out[0][1].landmarks)
+    jitter = lambda series: float(np.abs(np.diff(np.array(series), axis=0)).mean())  # noqa: E731
+    assert jitter(smoothed) < 0.5 * jitter(raw)
+    assert tracker.update([]) and tracker.update([]) and not tracker.update([])  # gone after 3 misses
+
+
+def test_without_pyav_a_video_says_what_to_install(
+    restorer: Restorer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "av", None)
+    with pytest.raises(VideoError, match=r'^videos need PyAV: pip install "minerrestore\[video\]"$'):
+        restore_video(restorer, tmp_path / "clip.mp4", tmp_path / "out.mp4")
+
+
+def test_bad_video_options_name_their_flags() -> None:
+    with pytest.raises(UsageError, match="video codec 'h265'") as caught:
+        VideoOptions(codec="h265")
+    assert caught.value.settings == ("video_codec",)
+    with pytest.raises(UsageError, match="crf"):
+        VideoOptions(crf=60)
+
+
+def test_a_folder_mixing_images_and_videos(
+    tiny_model: Path, portraits: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], one_torch_thread: None
+) -> None:
+    from minerrestore.cli import main
+
+    make_clip(portraits / "clip.mov", frames=4)
+    (portraits / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 certainly not a video")
+    out = tmp_path / "out"
+    code = main(["restore", str(portraits), "--out", str(out), "--model", str(tiny_model), "--device", "cpu"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "corrupt.mp4" in err and "Traceback" not in err
+    assert sorted(p.name for p in (out / "restored_imgs").iterdir()) == sorted(PORTRAITS)
+    assert [p.name for p in (out / "restored_videos").iterdir()] == ["clip.mov"]
+    items = {Path(item["item"]).name: item for item in json.loads((out / "report.json").read_text())["items"]}
+    assert items["clip.mov"]["info"]["frames"] == 4 and items["corrupt.mp4"]["status"] == "failed"
