@@ -324,6 +324,10 @@ def _restore_frame(
 ) -> tuple[np.ndarray, list[int]]:
     """One frame restored with the tracker's faces (or its own detections); (image, track ids)."""
     clock = time.perf_counter()
+    if restorer.aligned:  # every frame is one aligned face
+        result = restorer.restore(rgb)
+        timings["restore"] += time.perf_counter() - clock
+        return result.image, [0]
     faces = restorer.detect(rgb)
     if tracker is not None:
         tracked = tracker.update(faces)

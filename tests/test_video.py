@@ -21,32 +21,49 @@ from minerrestore.restore import Restorer  # noqa: E402
 from minerrestore.video import FaceTracker, VideoError, VideoOptions, restore_video  # noqa: E402
 
 
-def make_clip(
-    path: Path, frames: int = 8, size: tuple[int, int] = (160, 128), audio: bool = True, vfr: bool = False
-) -> Path:
-    """A seeded clip: a shared portrait moving and zooming over a grey background, with noise.
+def face_boxes(index: int, size: tuple[int, int], faces: int = 1) -> list[tuple[int, int, int]]:
+    """(x, y, side) of each face in frame ``index`` of :func:`make_clip`: drifting right and down, zooming."""
+    width, height = size
+    base = min(height * 5 // 8, width // (faces + 1))
+    boxes = []
+    for face in range(faces):
+        side = min(base + 2 * index * base // 80, height - 1)
+        x = min(width * face // faces + base // 8 + 3 * index * base // 80, width - side)
+        y = min(height // 10 + index * base // 80, height - side)
+        boxes.append((x, y, side))
+    return boxes
 
-    With ``audio`` a 440 Hz AAC track; with ``vfr`` the frame gaps alternate 1 and 3 ticks of 1/30 s.
+
+def make_clip(
+    path: Path,
+    frames: int = 8,
+    size: tuple[int, int] = (160, 128),
+    audio: bool = True,
+    vfr: bool = False,
+    faces: int = 1,
+    rate: int = 30,
+) -> Path:
+    """A seeded clip: shared portraits moving and zooming over a grey background, with noise.
+
+    With ``audio`` a 440 Hz AAC track; with ``vfr`` the frame gaps alternate 1 and 3 ticks of 1/``rate`` s.
     """
     rng = np.random.default_rng(7)
-    face = cv2.cvtColor(cv2.imread(str(FACES / PORTRAITS[0])), cv2.COLOR_BGR2RGB)
+    portraits = [cv2.cvtColor(cv2.imread(str(FACES / name)), cv2.COLOR_BGR2RGB) for name in PORTRAITS]
     width, height = size
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=30)
+        stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.time_base = stream.codec_context.time_base = Fraction(1, 30)
+        stream.time_base = stream.codec_context.time_base = Fraction(1, rate)
         sound = None
         if audio:
             sound = container.add_stream("aac", rate=16000)
             sound.layout = "mono"
         pts = 0
         for index in range(frames):
-            side = 80 + 2 * index
             canvas = np.full((height, width, 3), 120, np.uint8)
-            x, y = 20 + 3 * index, 10 + index
-            canvas[y : y + side, x : x + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)[
-                : height - y, : width - x
-            ]
+            for face, (x, y, side) in enumerate(face_boxes(index, size, faces)):
+                portrait = portraits[face % len(portraits)]
+                canvas[y : y + side, x : x + side] = cv2.resize(portrait, (side, side), interpolation=cv2.INTER_AREA)
             noisy = np.clip(canvas + rng.normal(0, 4, canvas.shape), 0, 255).astype(np.uint8)
             frame = av.VideoFrame.from_ndarray(noisy, format="rgb24")
             frame.pts = pts
@@ -54,7 +71,7 @@ def make_clip(
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
         if sound is not None:
-            samples = np.sin(2 * np.pi * 440 * np.arange(16000 * frames // 30) / 16000).astype(np.float32)
+            samples = np.sin(2 * np.pi * 440 * np.arange(16000 * frames // rate) / 16000).astype(np.float32)
             for start in range(0, len(samples), 1024):
                 chunk = av.AudioFrame.from_ndarray(samples[None, start : start + 1024], format="flt", layout="mono")
                 chunk.sample_rate, chunk.pts = 16000, start
@@ -151,3 +168,15 @@ def test_a_folder_mixing_images_and_videos(
     assert [p.name for p in (out / "restored_videos").iterdir()] == ["clip.mov"]
     items = {Path(item["item"]).name: item for item in json.loads((out / "report.json").read_text())["items"]}
     assert items["clip.mov"]["info"]["frames"] == 4 and items["corrupt.mp4"]["status"] == "failed"
+
+
+def test_skip_existing_skips_a_restored_video(restorer: Restorer, tmp_path: Path, one_torch_thread: None) -> None:
+    from minerrestore.restore_files import restore_paths
+
+    (tmp_path / "in").mkdir()
+    clip = make_clip(tmp_path / "in" / "clip.mkv", frames=3)
+    first = restore_paths(clip, tmp_path / "out", restorer=restorer, quiet=True)
+    assert [r.status for r in first.results] == ["done"] and first.results[0].info["frames"] == 3
+    again = restore_paths(clip, tmp_path / "out", restorer=restorer, quiet=True, skip_existing=True)
+    assert [r.status for r in again.results] == ["skipped"]
+    assert (tmp_path / "out" / "restored_videos" / "clip.mkv").is_file()
