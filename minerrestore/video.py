@@ -214,7 +214,7 @@ def _open_input(av: Any, path: Path) -> Any:
     try:
         return av.open(str(path), "r")
     except (av.error.FFmpegError, OSError) as exc:
-        raise VideoError(f"{path}: cannot be read as a video ({exc})") from None
+        raise VideoError(f"{path}: cannot be read as a video ({getattr(exc, 'strerror', None) or exc})") from None
 
 
 def restore_video(
@@ -295,7 +295,8 @@ def restore_video(
                         clock = time.perf_counter()
                 sink.mux(video_out.encode(None))
             except av.error.FFmpegError as exc:
-                raise VideoError(f"{path}: corrupt video after {len(faces_per_frame)} frames ({exc})") from None
+                reason = getattr(exc, "strerror", None) or exc
+                raise VideoError(f"{path}: corrupt video after {len(faces_per_frame)} frames ({reason})") from None
             if not faces_per_frame:
                 raise VideoError(f"{path}: no frame could be decoded")
             if total is not None and len(faces_per_frame) < total:

@@ -119,7 +119,7 @@ def restore_command(
 ) -> None:
     """Restore the faces of each photo into OUT/restored_imgs (and the other --save folders).
 
-    Videos (.mp4 .mov .avi .mkv; pip install "minerrestore[video]") go to OUT/restored_videos
+    Videos (.mp4 .mov .avi .mkv; need PyAV, the extra "video") go to OUT/restored_videos
     with their frame timing and audio kept.
 
     Under torchrun --nproc_per_node=N each process takes every N-th file; rank 0 writes report.json.
