@@ -11,6 +11,9 @@ restorer on the CPU at ``--upscale 1``:
 * ``memory``: peak resident memory of the process for a short and a long clip (``--short``,
   ``--long`` seconds at ``--rss-rate`` frames per second): streaming keeps it flat.
 
+Every case also checks that the output has the input's timestamps (hence frame count and
+duration) and its audio packets, byte for byte.
+
     python benchmarks/bench_video.py
     python benchmarks/bench_video.py --only flicker --seconds 2
 """
@@ -59,7 +62,7 @@ def run_case(seconds: float, rate: int, faces: int, smooth: bool, flicker: bool)
 
     from minerrestore.restore import Restorer
     from minerrestore.video import VideoOptions, restore_video
-    from tests.test_video import make_clip
+    from tests.test_video import audio_packets, make_clip, video_timestamps
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as folder:
@@ -74,6 +77,8 @@ def run_case(seconds: float, rate: int, faces: int, smooth: bool, flicker: bool)
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "mean_faces": round(sum(info["faces_per_frame"]) / info["frames"], 2),
         }
+        result["same_timestamps"] = video_timestamps(clip) == video_timestamps(Path(folder) / "out.mp4")
+        result["audio_identical"] = audio_packets(clip) == audio_packets(Path(folder) / "out.mp4")
         if flicker:
             result["flicker"] = round(_flicker(clip, Path(folder) / "out.mp4", faces), 3)
     return result

@@ -80,13 +80,13 @@ def make_clip(
     return path
 
 
-def _video_pts(path: Path) -> list[int]:
+def video_timestamps(path: Path) -> list[int]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         return [round(float(frame.pts * frame.time_base) * 1000) for frame in container.decode(stream)]
 
 
-def _audio_packets(path: Path) -> list[bytes]:
+def audio_packets(path: Path) -> list[bytes]:
     with av.open(str(path)) as container:
         return [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
 
@@ -104,8 +104,8 @@ def test_frames_timestamps_and_audio_are_kept(
     out = tmp_path / "out.mp4"
     info = restore_video(restorer, clip, out)
     assert info["frames"] == 8 and len(info["faces_per_frame"]) == 8
-    assert _video_pts(out) == _video_pts(clip)
-    assert _audio_packets(out) == _audio_packets(clip) and info["audio"] == "aac"
+    assert video_timestamps(out) == video_timestamps(clip)
+    assert audio_packets(out) == audio_packets(clip) and info["audio"] == "aac"
     assert sum(info["faces_per_frame"]) >= 6 and info["tracks"] == 1  # one face, followed as one track
     assert not list(tmp_path.glob(".*"))  # no temporary file left
 
