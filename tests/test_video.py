@@ -22,8 +22,10 @@ from minerrestore.video import FaceTracker, VideoError, VideoOptions, restore_vi
 
 
 def face_boxes(index: int, size: tuple[int, int], faces: int = 1) -> list[tuple[int, int, int]]:
-    """(x, y, side) of each face in frame ``index`` of :func:`make_clip`: drifting right and down, zooming."""
+    """(x, y, side) of each face in frame ``index`` of :func:`make_clip`: drifting right and down,
+    zooming, and back to the start every 40 frames (long clips look like short ones)."""
     width, height = size
+    index %= 40
     base = min(height * 5 // 8, width // (faces + 1))
     boxes = []
     for face in range(faces):
