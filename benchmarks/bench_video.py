@@ -90,7 +90,7 @@ def run_case(seconds: float, rate: int, faces: int, smooth: bool, flicker: bool)
             "frames": info["frames"],
             "fps": round(info["frames"] / seconds_spent, 3),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "restore_rss_mib": {"frame 10": rss[min(9, len(rss) - 1)], "max": max(rss), "last": rss[-1]},
+            "restore_rss_mib": {f"frame {n}": rss[n - 1] for n in range(10, len(rss) + 1, 10)} | {"max": max(rss)},
             "mean_faces": round(sum(info["faces_per_frame"]) / info["frames"], 2),
         }
         result["same_timestamps"] = video_timestamps(clip) == video_timestamps(Path(folder) / "out.mp4")
