@@ -14,7 +14,7 @@ import contextlib
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -292,12 +292,13 @@ def _decode_pil(image: Image.Image, path: Path, notes: list[str]) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def list_images(root: str | Path, recursive: bool = False) -> list[Path]:
-    """Image files under ``root`` in sorted, reproducible order.
+def list_images(root: str | Path, recursive: bool = False, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[Path]:
+    """Image files (files ending in ``suffixes``) under ``root`` in sorted, reproducible order.
 
     Args:
         root: a folder, or a single image file (returned as a one-element list).
         recursive: descend into sub-folders.
+        suffixes: lower-case file suffixes listed.
 
     Raises:
         UsageError: ``root`` does not exist.
@@ -311,7 +312,7 @@ def list_images(root: str | Path, recursive: bool = False) -> list[Path]:
     return sorted(
         p
         for p in root.glob(pattern)
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(_TEMP_PREFIX)
+        if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(_TEMP_PREFIX)
     )
 
 

@@ -45,7 +45,7 @@ from minerrestore.face import (
     upscale_image,
     upscaled_size,
 )
-from minerrestore.face.detect import detector_info
+from minerrestore.face.detect import Face, detector_info
 from minerrestore.face.paste import DEFAULT_MASK_SHAPE, MASK_SHAPES, ColorMatch
 from minerrestore.io import LoadedImage
 from minerrestore.lowlight import check_mode, enhance_low_light, is_dark
@@ -286,11 +286,13 @@ class Restorer:
 
     # -- the pipeline
 
-    def restore(self, image: np.ndarray | LoadedImage) -> RestoreResult:
+    def restore(self, image: np.ndarray | LoadedImage, faces: Sequence[Face] | None = None) -> RestoreResult:
         """Restore every face of one photo (or one aligned face when ``aligned``).
 
         Args:
             image: HxWx3 uint8 RGB (HxW grey, HxWx4 RGBA accepted) or a :class:`LoadedImage`.
+            faces: the faces to restore instead of detecting them (video: tracked faces with
+                smoothed landmarks, see :meth:`detect`); ignored when ``aligned``.
 
         Returns:
             :class:`RestoreResult` with the enlarged restored photo, its alpha, the faces
@@ -302,7 +304,7 @@ class Restorer:
         size = self.network.size
         timings: dict[str, float] = {}
         base, low_light = self._enhance(rgb, timings)
-        aligned = self._align(rgb, base, size, timings)
+        aligned = self._align(rgb, base, size, timings, faces)
         clock = time.perf_counter()
         restored = self.restore_crops([item.crop for item in aligned])
         timings["network"] = time.perf_counter() - clock
@@ -313,11 +315,11 @@ class Restorer:
         output = self._paste(base, aligned, restored, loaded.is_grey, background)
         alpha = None if loaded.alpha is None else upscale_image(loaded.alpha, self.upscale)
         timings["paste"] = time.perf_counter() - clock
-        faces = [
+        restored_faces = [
             RestoredFace(index, item.face, item.affine, item.crop, face)
             for index, (item, face) in enumerate(zip(aligned, restored, strict=True))
         ]
-        return RestoreResult(output, alpha, loaded.is_grey, faces, loaded.size, timings, low_light)
+        return RestoreResult(output, alpha, loaded.is_grey, restored_faces, loaded.size, timings, low_light)
 
     def _enhance(self, rgb: np.ndarray, timings: dict[str, float]) -> tuple[np.ndarray, dict[str, Any] | None]:
         """The frame to paste into: ``rgb``, or its low-light enhancement and parameters."""
@@ -328,15 +330,9 @@ class Restorer:
         timings["enhance"] = time.perf_counter() - clock
         return enhanced, {"mode": self.low_light, **params}
 
-    def _align(self, rgb: np.ndarray, base: np.ndarray, size: int, timings: dict[str, float]) -> list[Any]:
-        """Detect faces on ``rgb``; crop them from ``base`` (the enhanced frame of a dark photo)."""
-        if self.aligned:
-            timings["detect"] = 0.0
-            clock = time.perf_counter()
-            aligned = [aligned_input(rgb, size)]
-            timings["align"] = time.perf_counter() - clock
-            return aligned
-        clock = time.perf_counter()
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        """The faces :meth:`restore` would restore in an HxWx3 uint8 RGB image, best first."""
+        self.load()
         faces = detect_faces(
             rgb,
             detector=self._loaded["detector"],
@@ -346,6 +342,27 @@ class Restorer:
         )
         if self.only_center_face and faces:
             faces = [get_center_face(faces, (rgb.shape[1], rgb.shape[0]))]
+        return faces
+
+    def _align(
+        self,
+        rgb: np.ndarray,
+        base: np.ndarray,
+        size: int,
+        timings: dict[str, float],
+        faces: Sequence[Face] | None = None,
+    ) -> list[Any]:
+        """Detect faces on ``rgb`` (unless ``faces`` are given); crop them from ``base`` (the
+        enhanced frame of a dark photo)."""
+        if self.aligned:
+            timings["detect"] = 0.0
+            clock = time.perf_counter()
+            aligned = [aligned_input(rgb, size)]
+            timings["align"] = time.perf_counter() - clock
+            return aligned
+        clock = time.perf_counter()
+        if faces is None:
+            faces = self.detect(rgb)
         timings["detect"] = time.perf_counter() - clock
         clock = time.perf_counter()
         aligned = []

@@ -37,6 +37,10 @@ from minerrestore.io import (
     write_image,
 )
 from minerrestore.restore import Restorer, resize_to
+from minerrestore.video import VIDEO_FOLDER, VIDEO_SUFFIXES, VideoOptions, is_video, restore_video_file
+
+INPUT_SUFFIXES = IMAGE_SUFFIXES + VIDEO_SUFFIXES
+"""What restore takes from a folder: images and videos."""
 
 SAVE_KINDS = ("restored_imgs", "restored_faces", "cropped_faces", "cmp")
 """Output sub-folders: whole restored photos, restored aligned faces, aligned input faces,
@@ -103,13 +107,20 @@ class OutputLayout:
         extension = ".png" if self.ext == "auto" else f".{self.ext}"
         return self.out_dir / "cmp" / self._name(task.stem, None, extension)
 
+    def video_path(self, task: ImageTask) -> Path:
+        """Path of a restored video (in the input's container)."""
+        return self.out_dir / VIDEO_FOLDER / self._name(task.stem, None, task.path.suffix.lower())
+
     def is_done(self, task: ImageTask, previous: Mapping[str, Any] | None = None) -> bool:
         """Whether every output asked for exists for ``task`` (``skip_existing``).
 
-        The restored photo (in either format ``auto`` may have chosen) and the comparison are
-        checked by name; faces only when ``previous`` (the image's entry in an earlier report)
-        says how many there were, else the image is redone.
+        A video is done when its restored video exists. For a photo, the restored photo (in
+        either format ``auto`` may have chosen) and the comparison are checked by name; faces
+        only when ``previous`` (the image's entry in an earlier report) says how many there
+        were, else the image is redone.
         """
+        if is_video(task.path):
+            return self.video_path(task).exists()
         if "restored_imgs" in self.save and not any(
             self.image_path(task, has_alpha).exists() for has_alpha in (False, True)
         ):
@@ -159,7 +170,7 @@ def collect_tasks(inputs: Sequence[str | Path], out_dir: Path, recursive: bool =
         UsageError: a missing input, no images, or an input named explicitly that lies in an
             output sub-folder.
     """
-    output_folders = [_absolute(out_dir).resolve() / kind for kind in SAVE_KINDS]
+    output_folders = [_absolute(out_dir).resolve() / kind for kind in (*SAVE_KINDS, VIDEO_FOLDER)]
 
     def in_outputs(path: Path) -> bool:
         resolved = path.resolve()
@@ -176,7 +187,7 @@ def collect_tasks(inputs: Sequence[str | Path], out_dir: Path, recursive: bool =
                 settings=("out_dir",),
             )
         if path.is_dir():
-            files = [f for f in list_images(path, recursive) if not in_outputs(f)]
+            files = [f for f in list_images(path, recursive, INPUT_SUFFIXES) if not in_outputs(f)]
             entries += [(f, f.relative_to(path).with_suffix("").as_posix()) for f in files]
         elif path.exists():
             loose.append(path)
@@ -188,7 +199,7 @@ def collect_tasks(inputs: Sequence[str | Path], out_dir: Path, recursive: bool =
     if not entries:
         raise UsageError(
             f"no images found in {', '.join(str(i) for i in inputs) or 'the input list'}",
-            hint=f"image files end in {', '.join(IMAGE_SUFFIXES)}; use recursive for sub-folders",
+            hint=f"images and videos end in {', '.join(INPUT_SUFFIXES)}; use recursive for sub-folders",
             settings=("recursive",),
         )
     seen: set[Path] = set()
@@ -230,8 +241,8 @@ def skipped_entries(inputs: Sequence[str | Path], out_dir: Path, recursive: bool
             if path.is_dir():
                 if not recursive:
                     entries.append({"path": f"{path}/", "reason": "a folder (recursive not set)"})
-            elif path.suffix.lower() not in IMAGE_SUFFIXES:
-                entries.append({"path": str(path), "reason": "not an image"})
+            elif path.suffix.lower() not in INPUT_SUFFIXES:
+                entries.append({"path": str(path), "reason": "not an image or video"})
     return entries
 
 
@@ -283,6 +294,8 @@ class _FileJob:
     restorer: Restorer
     layout: OutputLayout
     threads: int | None = None  # torch threads in a worker process
+    video: VideoOptions = VideoOptions()  # noqa: RUF009 (frozen)
+    quiet: bool = True
 
 
 def _restore_file(job: _FileJob, task: ImageTask) -> dict[str, Any]:
@@ -292,6 +305,8 @@ def _restore_file(job: _FileJob, task: ImageTask) -> dict[str, Any]:
     if job.threads is not None and torch.get_num_threads() != job.threads:
         torch.set_num_threads(job.threads)
     layout = job.layout
+    if is_video(task.path):
+        return restore_video_file(job.restorer, task.path, layout.video_path(task), job.video, job.quiet)
     clock = time.perf_counter()
     loaded = read_image(task.path)
     read_seconds = time.perf_counter() - clock
@@ -340,7 +355,8 @@ def _previous_entries(path: Path) -> dict[str, dict[str, Any]]:
 
 def _output_folders(layout: OutputLayout) -> list[str]:
     """The output sub-folders of ``layout`` that exist, as ``out_dir/kind/``."""
-    return [f"{layout.out_dir / kind}/" for kind in layout.save if (layout.out_dir / kind).is_dir()]
+    kinds = (*layout.save, VIDEO_FOLDER)
+    return [f"{layout.out_dir / kind}/" for kind in kinds if (layout.out_dir / kind).is_dir()]
 
 
 def _write_report(
@@ -381,6 +397,7 @@ def restore_paths(
     skip_existing: bool = False,
     workers: int = 1,
     quiet: bool = False,
+    video: VideoOptions = VideoOptions(),  # noqa: B008 (frozen)
 ) -> BatchReport:
     """Restore image files and folders into ``out_dir``; write ``out_dir/report.json``.
 
@@ -398,6 +415,7 @@ def restore_paths(
         skip_existing: skip images whose restored photo (or first output) already exists.
         workers: processes; 1 (default) lets torch use every core for the network.
         quiet: no progress bar or per-failure lines.
+        video: codec, quality and steadying of videos (:mod:`minerrestore.video`).
 
     Returns:
         The :class:`~minerrestore.batch.BatchReport` (merged over ranks on rank 0); each
@@ -433,7 +451,7 @@ def restore_paths(
     skipped = skipped_entries(inputs, out_dir, recursive)
     header = restorer.load().describe()  # fails fast on a missing model, before any file
     threads = max(1, torch.get_num_threads() // workers) if workers > 1 else None
-    process = functools.partial(_restore_file, _FileJob(restorer, layout, threads))
+    process = functools.partial(_restore_file, _FileJob(restorer, layout, threads, video, quiet or workers > 1))
     report_path = out_dir / REPORT_NAME
     previous = _previous_entries(report_path) if skip_existing else {}
     skip = (lambda task: layout.is_done(task, previous.get(str(task)))) if skip_existing else None

@@ -138,4 +138,4 @@ def test_report_lists_images_without_faces_and_skipped_entries(
     assert empty["info"]["low_light"]["mode"] == "auto"
     err = capsys.readouterr().err
     assert f"no face found (nothing restored): {folder / 'b_empty.png'}" in err
-    assert f"skipped (not an image): {folder / 'notes.txt'}" in err
+    assert f"skipped (not an image or video): {folder / 'notes.txt'}" in err

@@ -22,6 +22,7 @@ from minerrestore.face.detect import DETECTORS
 from minerrestore.models.catalogue import DEFAULT_MODEL, get_entry, names
 from minerrestore.restore import Restorer
 from minerrestore.restore_files import DEFAULT_SAVE, REPORT_NAME, SAVE_KINDS, restore_paths
+from minerrestore.video import VIDEO_CODECS, VideoOptions
 
 _MODEL_HELP = (
     f"{', '.join(names('restorer'))} ({DEFAULT_MODEL} = {get_entry(DEFAULT_MODEL).name}; "
@@ -101,6 +102,16 @@ def restore_command(
         restore_paths, "ext"
     ),
     suffix: Annotated[str | None, typer.Option("--suffix", help="Append _SUFFIX to restored file names.")] = None,
+    video_codec: Annotated[
+        str, typer.Option("--video-codec", help=f"Videos: encoder, {' or '.join(VIDEO_CODECS)}.")
+    ] = VideoOptions.codec,
+    video_crf: Annotated[
+        int, typer.Option("--video-crf", help="Videos: quality, 0 (lossless) ... 51 (18 looks like the input).")
+    ] = VideoOptions.crf,
+    video_smooth: Annotated[
+        bool,
+        typer.Option("--video-smooth/--no-video-smooth", help="Videos: track faces, smooth landmarks over frames."),
+    ] = VideoOptions.smooth,
     device: DeviceOption = Restorer.device,
     precision: Annotated[
         str, typer.Option("--precision", help="auto (bfloat16 where native), float32 or bfloat16.")
@@ -114,6 +125,9 @@ def restore_command(
     json_path: JsonOption = None,
 ) -> None:
     """Restore the faces of each photo into OUT/restored_imgs (and the other --save folders).
+
+    Videos (.mp4 .mov .avi .mkv; need PyAV, the extra "video") go to OUT/restored_videos
+    with their frame timing and audio kept.
 
     Under torchrun --nproc_per_node=N each process takes every N-th file; rank 0 writes report.json.
     """
@@ -149,6 +163,7 @@ def restore_command(
         skip_existing=skip_existing,
         workers=workers,
         quiet=quiet,
+        video=VideoOptions(video_codec, video_crf, video_smooth),
     )
     rank, _ = distributed_env()
     finish(
