@@ -181,6 +181,16 @@ class AugmentSettings:
             raise UsageError(f"sign {self.sign!r} is not one of {', '.join(SIGNS)}", settings=("sign",))
         if self.border not in BORDERS:
             raise UsageError(f"border {self.border!r} is not one of {', '.join(BORDERS)}", settings=("border",))
+        if not 0 <= self.angle <= 180:  # also refuses NaN
+            raise UsageError(
+                f"angle {self.angle} must be from 0 to 180 degrees",
+                hint="sign sets the direction",
+                settings=("angle", "sign"),
+            )
+        if self.shift < 0:
+            raise UsageError(
+                f"shift {self.shift} must not be negative", hint="sign sets the direction", settings=("shift", "sign")
+            )
         if not (0 <= self.contrast < 1 and 0 <= self.brightness < 1):
             raise UsageError(
                 "contrast and brightness must be in [0, 1)",

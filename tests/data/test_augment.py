@@ -25,6 +25,7 @@ from minerrestore.data.augment import (
 )
 from minerrestore.data.folders import image_seed, read_manifest
 from minerrestore.errors import UsageError
+from minerrestore.io import write_image
 from minerrestore.preview import contact_sheet
 
 
@@ -303,3 +304,18 @@ def test_augment_folder_refuses_other_settings(tmp_path: Path, rng: np.random.Ge
     ops = sorted(p.stem.rsplit("_", 1)[1] for p in (tmp_path / "out").glob("*.png"))
     assert ops == ["flip", "flip", "orig", "orig"]
     assert {row["op"] for row in read_manifest(tmp_path / "out" / AUGMENT_MANIFEST)} == {"orig", "flip"}
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--angle", "-5"), ("--angle", "200"), ("--angle", "nan"), ("--shift", "-3")]
+)
+def test_angle_and_shift_out_of_range_are_usage_errors(
+    tmp_path: Path, option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    write_image(source / "a.png", np.full((32, 32, 3), 128, np.uint8))
+    code = main(["augment", str(source), "-o", str(tmp_path / "out"), option, value, "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") <= 2 and option in err
+    assert not (tmp_path / "out").exists()
