@@ -24,14 +24,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from minerrestore.archs.identity import MobileFaceNet, load_mobilefacenet
 from minerrestore.batch import progress_bar
 from minerrestore.device import resolve_device
 from minerrestore.errors import UsageError
 from minerrestore.evaluate_report import COLUMNS, EvaluationReport, MethodResult, Summary
-from minerrestore.io import list_images, read_image
+from minerrestore.io import image_size, list_images, read_image
 from minerrestore.metrics import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_LPIPS_NET,
@@ -112,14 +111,6 @@ def _shown(names: Sequence[str], limit: int = 5) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def _header_size(path: Path) -> tuple[int, int] | None:
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except OSError:
-        return None  # read_image reports unreadable files with the reason
-
-
 def pair_images(
     restored_dir: str | Path,
     gt_dir: str | Path | None,
@@ -168,9 +159,9 @@ def pair_images(
         )
     pairs = [Pair(name, restored[name], truth[name]) for name in restored if name in truth]
     for pair in pairs:  # cheap header check (rotation-agnostic); exact sizes are checked on reading
-        sizes = _header_size(pair.restored), _header_size(pair.gt)
-        if None not in sizes and sorted(sizes[0]) != sorted(sizes[1]):
-            raise _size_error(pair, sizes[0], sizes[1])
+        sizes = image_size(pair.restored), image_size(pair.gt)  # (height, width); None: read_image says why
+        if sizes[0] is not None and sizes[1] is not None and sorted(sizes[0]) != sorted(sizes[1]):
+            raise _size_error(pair, sizes[0][::-1], sizes[1][::-1])
     return pairs
 
 

@@ -208,6 +208,16 @@ def _read_16bit_with_opencv(path: Path) -> np.ndarray | None:
     return decoded
 
 
+def grey_rgb(rgb: np.ndarray) -> np.ndarray:
+    """An HxWx3 RGB image (uint8 or float) with its three channels set to its grey (BT.601 luma).
+
+    Keeps grey photos grey where a network or colour matching may have tinted them.
+    """
+    import cv2
+
+    return np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+
+
 def _rgb_is_grey(rgb: np.ndarray) -> bool:
     r, g, b = (rgb[..., c].astype(np.int16) for c in range(3))
     return bool(np.abs(r - g).max() <= _GREY_TOLERANCE and np.abs(g - b).max() <= _GREY_TOLERANCE)

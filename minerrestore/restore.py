@@ -47,7 +47,7 @@ from minerrestore.face import (
 )
 from minerrestore.face.detect import Face, detector_info
 from minerrestore.face.paste import DEFAULT_MASK_SHAPE, MASK_SHAPES, ColorMatch
-from minerrestore.io import LoadedImage
+from minerrestore.io import LoadedImage, grey_rgb
 from minerrestore.lowlight import check_mode, enhance_low_light, is_dark
 from minerrestore.models.catalogue import DEFAULT_MODEL, LoadedModel, load_model
 
@@ -311,7 +311,7 @@ class Restorer:
         background = self._background(base, loaded.is_grey, timings)
         clock = time.perf_counter()
         if loaded.is_grey:  # the network may tint a grey face; keep the saved crops grey
-            restored = [_grey(face) for face in restored]
+            restored = [grey_rgb(face) for face in restored]
         output = self._paste(base, aligned, restored, loaded.is_grey, background)
         alpha = None if loaded.alpha is None else upscale_image(loaded.alpha, self.upscale)
         timings["paste"] = time.perf_counter() - clock
@@ -406,7 +406,7 @@ class Restorer:
             return None
         clock = time.perf_counter()
         enlarged = upsampler.upsample(rgb, upscaled_size(rgb.shape[0], rgb.shape[1], self.upscale))
-        enlarged = _grey(enlarged) if grey else enlarged
+        enlarged = grey_rgb(enlarged) if grey else enlarged
         timings["background"] = time.perf_counter() - clock
         return enlarged
 
@@ -435,11 +435,6 @@ class Restorer:
 def _restorer_in_process(settings: tuple[tuple[str, Any], ...]) -> Restorer:
     """Unpickling a Restorer: one instance per settings per process (workers load once)."""
     return Restorer(**dict(settings))
-
-
-def _grey(rgb: np.ndarray) -> np.ndarray:
-    """An RGB image with its three channels set to its grey (a network may tint a grey photo)."""
-    return np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
 
 
 def resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -45,6 +45,7 @@ from minerrestore.face.align import (
     transformed_bounds,
     warp_affine,
 )
+from minerrestore.io import grey_rgb
 
 ColorMatch = Literal["none", "mean", "meanstd"]
 _COLOR_MATCH_MODES: tuple[ColorMatch, ...] = get_args(ColorMatch)
@@ -225,7 +226,7 @@ def _paste_one(
     if color_match != "none":
         face = _match_colour(face, original, weight, color_match)
     if grey:
-        face = np.repeat(cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+        face = grey_rgb(face)
     blended = original + weight[..., None] * (face - original)
     np.copyto(region, np.clip(np.rint(blended), 0, 255).astype(np.uint8), where=inside[..., None])
 
