@@ -24,38 +24,17 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
+from common import SIDE, degrade_seeded, grid_row, shrink, validation_portraits
 
-from minerrestore.data.degradation import apply_degradation
 from minerrestore.data.folders import image_seed
 from minerrestore.face import detect_faces, load_detector
 from minerrestore.face.detect import box_iou
 from minerrestore.io import read_image
 from minerrestore.lowlight import brighten_for_detection, enhance_low_light, mean_luminance
 from minerrestore.metrics.psnr_ssim import psnr, ssim
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-SIDE = 640
-WARM = [1.0, 0.85, 0.65]  # a warm cap lamp: gains of the cast stage
-
-CAMERA = {  # the issue's last rows: blur 1.5, 2x down, Gaussian noise 4, JPEG 75, warm lamp
-    "cast": {"gains": WARM},
-    "blur": {"kernel_size": 21, "sigma_x": 1.5, "sigma_y": 1.5, "theta": 0.0},
-    "downsample": {"factor": 2.0},
-    "noise": {"sigma": 4.0},
-    "jpeg": {"quality": 75},
-}
-
-
-def grid_row(exposure: float, gamma: float, shot: float, camera: bool = False) -> tuple[str, dict]:
-    """A grid row: its label and degradation parameters (seeds added per image)."""
-    label = f"{exposure}, {gamma}, {shot}" + (" + blur 1.5, 2x down, noise 4, JPEG 75, warm" if camera else "")
-    lowlight = {"lowlight": {"exposure": exposure, "gamma": gamma, "shot": shot}}
-    return label, {**CAMERA, **lowlight} if camera else lowlight
-
 
 ROWS = [
     grid_row(0.4, 1.5, 3),
@@ -67,29 +46,6 @@ ROWS = [
     grid_row(0.2, 1.8, 6, camera=True),
     grid_row(0.12, 1.8, 6, camera=True),
 ]
-
-
-def validation_portraits(count: int) -> list[Path]:
-    """Congress portraits of held-out people (the last 88 names of faces/), sorted."""
-    held_out = sorted(p.name for p in (SHARED / "faces").iterdir())[-88:]
-    paths = [SHARED / "faces_hires" / "congress" / name for name in held_out]
-    return [p for p in paths if p.exists()][:count]
-
-
-def shrink(rgb: np.ndarray, side: int = SIDE) -> np.ndarray:
-    """Area-shrink so the longer side is ``side``."""
-    scale = side / max(rgb.shape[:2])
-    size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
-
-
-def darken(rgb: np.ndarray, row: dict, seed: int) -> np.ndarray:
-    """Apply a grid row with per-image noise seeds."""
-    params = {stage: dict(values) for stage, values in row.items()}
-    params["lowlight"]["seed"] = seed
-    if "noise" in params:
-        params["noise"]["seed"] = seed + 1
-    return apply_degradation(rgb, params)
 
 
 def old_detect(rgb: np.ndarray, net: object) -> np.ndarray:
@@ -168,7 +124,7 @@ def main() -> None:
         keys = ("psnr", "fpsnr", "ssim", "lpips")
         scores: dict[str, dict[str, list[float]]] = {m: {k: [] for k in keys} for m in methods}
         for name, rgb, face in clean:
-            dark = darken(rgb, row, image_seed(2026, name))
+            dark = degrade_seeded(rgb, row, image_seed(2026, name))
             lum.append(mean_luminance(dark) * 255)
             ref = np.array(face.box)
             eye = float(np.linalg.norm(face.landmarks[0] - face.landmarks[1]))
@@ -201,7 +157,7 @@ def main() -> None:
                     scores[method]["lpips"].append(float(lpips_distance(out, rgb, lpips_model)[0]))
         false_old = false_new = 0
         for name, frame in empty:
-            dark = darken(frame, row, image_seed(7, name))
+            dark = degrade_seeded(frame, row, image_seed(7, name))
             false_old += len(old_detect(dark, net))
             false_new += len(detect_faces(dark, detector=net))
 

@@ -136,7 +136,8 @@ def ours(restored_dir: Path, gt_dir: Path) -> dict[str, float]:
     """minerrestore's evaluate with every metric; returns the means."""
     from minerrestore.evaluate import evaluate
 
-    report = evaluate(restored_dir, gt_dir, device="cpu", quiet=True)
+    # identity with MobileFaceNet, as the ONNX reference (auto would pick ArcFace when its file is present)
+    report = evaluate(restored_dir, gt_dir, identity_network="mobilefacenet", device="cpu", quiet=True)
     method = report.methods[0]
     means = {key: summary.mean for key, summary in method.summary.items()}
     means["fid"] = method.fid

@@ -132,7 +132,13 @@ def bench_aligned(model_path: Path, count: int, repeats: int, batch_size: int) -
     auto = str(resolve_precision("auto", CPU)).removeprefix("torch.")
     ours = {
         precision: Restorer(
-            model_path, device="cpu", aligned=True, upscale=1, precision=precision, batch_size=batch_size
+            model_path,
+            device="cpu",
+            aligned=True,
+            upscale=1,
+            fidelity=1.0,  # the network's face, as GFPGANer returns it
+            precision=precision,
+            batch_size=batch_size,
         ).load()
         for precision in ("float32", "auto")
     }

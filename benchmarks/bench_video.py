@@ -6,8 +6,11 @@ restorer on the CPU at ``--upscale 1``:
 
 * ``speed``: frames per second with one and with five faces.
 * ``flicker``: the mean frame-to-frame change (mean absolute difference, 0-255) of each face's
-  region in the output minus that in the input, with tracking and smoothing on and off;
-  lower is steadier, 0 is as steady as the input.
+  region in the output minus that in the input, with tracking and landmark smoothing on and
+  off, and with the settings (degradation estimate per track, low-light parameters per clip)
+  averaged over frames or measured per frame; lower is steadier, 0 is as steady as the input.
+  ``--noise 2,12`` makes the clip's noise alternate per frame (so the per-frame estimates jump),
+  ``--crf`` keeps more of it through the clip's encoding.
 * ``memory``: peak resident memory of the process (clip making included) and resident memory
   sampled after every restored frame, for a short and a long clip (``--short``, ``--long``
   seconds at ``--rss-rate`` frames per second; the motion repeats every 40 frames, so only the
@@ -18,6 +21,7 @@ duration) and its audio packets, byte for byte.
 
     python benchmarks/bench_video.py
     python benchmarks/bench_video.py --only flicker --seconds 2
+    python benchmarks/bench_video.py --only flicker --seconds 1 --noise 2,12 --crf 10
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 SIZE = (1280, 720)
@@ -64,7 +69,16 @@ def _rss_mib() -> float:
         return round(int(statm.read().split()[1]) * resource.getpagesize() / 2**20, 1)
 
 
-def run_case(seconds: float, rate: int, faces: int, smooth: bool, flicker: bool) -> dict[str, float]:
+def run_case(
+    seconds: float,
+    rate: int,
+    faces: int,
+    smooth: bool,
+    flicker: bool,
+    steady_settings: bool = True,
+    noise: Sequence[float] = (4.0,),
+    crf: int | None = None,
+) -> dict[str, float]:
     """One clip restored in this process: frames, fps, peak RSS (MiB), flicker."""
     import torch
 
@@ -74,7 +88,10 @@ def run_case(seconds: float, rate: int, faces: int, smooth: bool, flicker: bool)
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as folder:
-        clip = make_clip(Path(folder) / "clip.mp4", frames=round(seconds * rate), size=SIZE, faces=faces, rate=rate)
+        frames = round(seconds * rate)
+        clip = make_clip(
+            Path(folder) / "clip.mp4", frames=frames, size=SIZE, faces=faces, rate=rate, noise=noise, crf=crf
+        )
         restorer = Restorer(device="cpu", upscale=1.0).load()
         rss: list[float] = []
         start = time.perf_counter()
@@ -82,7 +99,7 @@ def run_case(seconds: float, rate: int, faces: int, smooth: bool, flicker: bool)
             restorer,
             clip,
             Path(folder) / "out.mp4",
-            options=VideoOptions(smooth=smooth),
+            options=VideoOptions(smooth=smooth, steady_settings=steady_settings),
             on_frame=lambda done, total: rss.append(_rss_mib()),
         )
         seconds_spent = time.perf_counter() - start
@@ -100,8 +117,8 @@ def run_case(seconds: float, rate: int, faces: int, smooth: bool, flicker: bool)
     return result
 
 
-def _subprocess(seconds: float, rate: int, faces: int, smooth: bool, flicker: bool) -> dict[str, float]:
-    arguments = ["--case", json.dumps([seconds, rate, faces, smooth, flicker])]
+def _subprocess(*case: object) -> dict[str, float]:
+    arguments = ["--case", json.dumps(case)]
     output = subprocess.run([sys.executable, __file__, *arguments], check=True, capture_output=True, text=True)
     return json.loads(output.stdout.strip().splitlines()[-1])
 
@@ -114,20 +131,24 @@ def main() -> None:
     parser.add_argument("--short", type=float, default=10.0)
     parser.add_argument("--long", type=float, default=60.0)
     parser.add_argument("--rss-rate", type=int, default=2, help="frame rate of the memory clips (CPU time)")
+    parser.add_argument("--noise", default="4", help="noise std of the flicker clip's frames, in turn (comma list)")
+    parser.add_argument("--crf", type=int, help="x264 quality of the flicker clip (default: x264's)")
     parser.add_argument("--only", choices=("speed", "flicker", "memory"))
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         print(json.dumps(run_case(*json.loads(args.case))))
         return
+    noise = tuple(float(value) for value in args.noise.split(","))
     cases = {
         "speed": [
             ("1 face", (args.seconds, args.rate, 1, True, False)),
             ("5 faces", (args.seconds, args.rate, 5, True, False)),
         ],
         "flicker": [
-            ("smoothing on", (args.seconds, args.rate, 1, True, True)),
-            ("smoothing off", (args.seconds, args.rate, 1, False, True)),
+            ("tracking, steady settings", (args.seconds, args.rate, 1, True, True, True, noise, args.crf)),
+            ("tracking, settings per frame", (args.seconds, args.rate, 1, True, True, False, noise, args.crf)),
+            ("smoothing off", (args.seconds, args.rate, 1, False, True, False, noise, args.crf)),
         ],
         "memory": [
             (f"{args.short:g} s", (args.short, args.rss_rate, 1, True, False)),

@@ -10,11 +10,13 @@ For each preset it runs, as a user would:
    low-resolution image enlarged with bicubic instead of bilinear interpolation) and classical
    restoration (:func:`minerrestore.baselines.classical_restore`: non-local means plus unsharp mask);
 3. ``minerrestore restore --aligned --upscale 1`` with each model (float32);
-4. ``minerrestore evaluate --compare`` (PSNR, SSIM, LPIPS-Alex, NIQE, identity), whose table is
-   the model card's; the exact command is printed, so anyone can reproduce it from OUT;
-5. when ``dlib`` is installed (``pip install dlib-bin face-recognition-models``, not a dependency
+4. ``minerrestore evaluate --compare`` (PSNR, SSIM, LPIPS-Alex, NIQE, identity with
+   ``--identity-net mobilefacenet``), whose table is the model card's; the exact command is
+   printed, so anyone can reproduce it from OUT;
+5. when ``dlib`` is installed (``pip install -e ".[bench]"``: dlib-bin, face-recognition-models; not a dependency
    of minerrestore), an independent identity check: the mean distance of dlib's ResNet face
-   descriptors to the ground truth's (dlib calls two faces the same person below 0.6). The
+   descriptors to the ground truth's (dlib calls two faces the same person below 0.6;
+   :class:`minerrestore.metrics.identity.DlibIdentity`, as ``evaluate --identity-net dlib``). The
    identity column of step 4 uses MobileFaceNet, the network of the training's identity loss,
    which flatters the models; dlib's network never took part in training.
 
@@ -33,10 +35,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import cv2
-import numpy as np
+from common import SHARED, dlib_identity
 
 from minerrestore.baselines import classical_restore
 from minerrestore.data.datasets import split_names
@@ -44,8 +45,9 @@ from minerrestore.data.degradation import apply_degradation
 from minerrestore.data.folders import read_manifest
 from minerrestore.data.pairs import DEGRADE_MANIFEST
 from minerrestore.io import list_images, read_image, write_image
+from minerrestore.metrics.identity import DlibIdentity
 
-SHARED_FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
+SHARED_FACES = SHARED / "faces"
 PRESETS = ("paper", "miner")
 SIZES = (128, 256)
 SEED = 2026
@@ -100,7 +102,8 @@ def baselines(preset_dir: Path) -> list[Path]:
 
 
 def restore_with(model: str, name: str, preset_dir: Path) -> Path:
-    """``minerrestore restore --aligned`` into methods/<name>."""
+    """``minerrestore restore --aligned --fidelity 1`` into methods/<name>: the network as trained
+    (restore's default ``--fidelity auto`` is measured on whole photos by ``bench_severity.py``)."""
     target = preset_dir / "methods" / name
     scratch = preset_dir / f"restore_{name}"
     if target.exists():
@@ -108,66 +111,21 @@ def restore_with(model: str, name: str, preset_dir: Path) -> Path:
     if scratch.exists():
         shutil.rmtree(scratch)
     run([*CLI, "restore", str(preset_dir / "lq"), "--out", str(scratch), "--aligned", "--model", model,
-         "--upscale", "1", "--precision", "float32", "--quiet"])  # fmt: skip
+         "--upscale", "1", "--fidelity", "1", "--precision", "float32", "--quiet"])  # fmt: skip
     os.replace(scratch / "restored_imgs", target)
     shutil.rmtree(scratch)
     return target
 
 
-class DlibIdentity:
-    """dlib's ResNet face descriptor distance to the ground truth, with the ground truth's landmarks.
-
-    Both faces of a pair are described at the ground truth's 5 landmarks (found by dlib's HOG
-    detector and 5-point predictor on the ground truth, enlarged to 256 px), so a restoration
-    is judged on its content, not on where a detector finds its eyes.
-    """
-
-    SIZE = 256
-
-    def __init__(self) -> None:
-        import importlib.util
-
-        import dlib
-
-        spec = importlib.util.find_spec("face_recognition_models")
-        if spec is None or not spec.submodule_search_locations:
-            raise ImportError("face_recognition_models is not installed")
-        models = Path(next(iter(spec.submodule_search_locations))) / "models"
-        self.dlib = dlib
-        self.detector = dlib.get_frontal_face_detector()
-        self.landmarks = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
-        self.descriptor = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
-
-    def _image(self, path: Path) -> np.ndarray:
-        rgb = read_image(path).rgb
-        return np.ascontiguousarray(cv2.resize(rgb, (self.SIZE, self.SIZE), interpolation=cv2.INTER_CUBIC))
-
-    def _describe(self, image: np.ndarray, shape: Any) -> np.ndarray:
-        return np.asarray(self.descriptor.compute_face_descriptor(image, shape))
-
-    def distances(self, gt_dir: Path, folders: list[Path]) -> dict[str, float]:
-        """Mean descriptor distance of each folder's faces (same names as ``gt_dir``) to the ground truth."""
-        totals = dict.fromkeys((folder.name for folder in folders), 0.0)
-        names = [path.name for path in list_images(gt_dir)]
-        for name in names:
-            gt = self._image(gt_dir / name)
-            found = self.detector(gt, 0)
-            box = max(found, key=lambda rect: rect.area()) if len(found) else self.dlib.rectangle(56, 72, 200, 220)
-            shape = self.landmarks(gt, box)
-            reference = self._describe(gt, shape)
-            for folder in folders:
-                restored = self._describe(self._image(folder / name), shape)
-                totals[folder.name] += float(np.linalg.norm(restored - reference))
-        return {method: total / len(names) for method, total in totals.items()}
-
-
-def dlib_identity() -> DlibIdentity | None:
-    """The independent identity check, or None (with a hint) when dlib is not installed."""
-    try:
-        return DlibIdentity()
-    except ImportError:
-        print("dlib column skipped: pip install dlib-bin face-recognition-models", flush=True)
-        return None
+def dlib_distances(dlib: DlibIdentity, gt_dir: Path, folders: list[Path]) -> dict[str, float]:
+    """Mean dlib descriptor distance of each folder's faces (same names as ``gt_dir``) to the ground truth."""
+    totals = dict.fromkeys((folder.name for folder in folders), 0.0)
+    names = [path.name for path in list_images(gt_dir)]
+    for name in names:
+        reference = dlib.reference(dlib.prepare(read_image(gt_dir / name).rgb))
+        for folder in folders:
+            totals[folder.name] += dlib.distance_to(dlib.prepare(read_image(folder / name).rgb), reference)
+    return {method: total / len(names) for method, total in totals.items()}
 
 
 def markdown_rows(summary: dict, label: str, dlib_distances: dict[str, float] | None) -> list[str]:
@@ -211,8 +169,8 @@ def main() -> None:
         first, *others = folders
         compare = [argument for folder in others for argument in ("--compare", str(folder))]
         run([*CLI, "evaluate", str(first), "--gt", str(preset_dir / "gt"), *compare, "--metrics", METRICS,
-             "--json", str(report)])  # fmt: skip
-        distances = None if independent is None else independent.distances(preset_dir / "gt", folders)
+             "--identity-net", "mobilefacenet", "--json", str(report)])  # fmt: skip
+        distances = None if independent is None else dlib_distances(independent, preset_dir / "gt", folders)
         table += markdown_rows(json.loads(report.read_text(encoding="utf-8")), f"{preset} @ {size}", distances)
     (args.out / "table.md").write_text("\n".join(table) + "\n", encoding="utf-8")
     print("\n".join(table))

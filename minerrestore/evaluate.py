@@ -2,7 +2,8 @@
 
 Restored images are paired with ground truth by file stem (``a.png`` with ``a.jpg``);
 missing partners, duplicated stems and size mismatches stop the run with a message
-naming the files. Per image: PSNR, SSIM, LPIPS, NIQE, identity; per set: FID against a
+naming the files. Per image: PSNR, SSIM, LPIPS, NIQE, identity (ArcFace, the papers' view,
+when its file is present; else MobileFaceNet; or dlib); per set: FID against a
 reference folder (the ground truth by default) or cached statistics. Several methods
 (``compare``) are scored against the same ground truth and reference, giving one row per
 method as in the paper's Table 3 (METHOD.md §5), plus a bar chart.
@@ -25,7 +26,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from minerrestore.archs.identity import MobileFaceNet, load_mobilefacenet
 from minerrestore.batch import progress_bar
 from minerrestore.device import resolve_device
 from minerrestore.errors import UsageError
@@ -33,6 +33,7 @@ from minerrestore.evaluate_report import COLUMNS, EvaluationReport, MethodResult
 from minerrestore.io import image_size, list_images, read_image
 from minerrestore.metrics import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_IDENTITY_NETWORK,
     DEFAULT_LPIPS_NET,
     FULL_REFERENCE,
     METRICS,
@@ -192,24 +193,60 @@ class _Networks:
 
     lpips: lpips.LPIPS | None = None
     inception: torch.jit.ScriptModule | None = None
-    face: MobileFaceNet | None = None
+    face: identity.IdentityModel | None = None
 
 
-def _load_networks(metrics: Sequence[str], lpips_net: lpips.LpipsNet, device: torch.device) -> _Networks:
+def _load_networks(
+    metrics: Sequence[str], lpips_net: lpips.LpipsNet, identity_network: str, device: torch.device
+) -> _Networks:
     networks = _Networks()
     if "lpips" in metrics:
         networks.lpips = lpips.load_lpips(lpips_net, device)
     if "fid" in metrics:
         networks.inception = fid.load_inception(device)
     if "identity" in metrics:
-        networks.face = load_mobilefacenet().to(device)
+        networks.face = identity.load_identity_network(identity_network, device)
     return networks
 
 
+def describe_identity(network: str, aligned_faces: bool) -> str:
+    """What the identity metric computes with ``network`` (``arcface``, ``mobilefacenet`` or ``dlib``)."""
+    if network == "arcface":
+        return (
+            "ArcFace ResNet-18 (GFP-GAN's identity network), cosine and angle in degrees, the 'Deg.' view "
+            "of papers (IDS of VQFR/CodeFormer): whole face, grey, bilinear 128x128, as their scripts"
+            + ("" if aligned_faces else " (images not FFHQ-aligned: less reliable)")
+        )
+    if network == "dlib":
+        return (
+            "dlib ResNet face descriptor (independent of training losses), Euclidean distance, lower is better, "
+            f"same person below {identity.DLIB_SAME_PERSON}; both faces at 256 px, described at the ground "
+            "truth's 5 dlib landmarks; not comparable with papers' ArcFace values"
+        )
+    return (
+        "MobileFaceNet (foamliu) embeddings, cosine similarity and angle in degrees, "
+        + (
+            "faces mapped from the FFHQ template to the ArcFace 112 crop"
+            if aligned_faces
+            else "whole images resized to 112x112 (unaligned: less reliable)"
+        )
+        + "; not comparable with papers' ArcFace values (ArcFace ResNet-18 'Deg.')"
+    )
+
+
 def describe_variants(
-    metrics: Sequence[str], crop_border: int, y_channel: bool, lpips_net: str, aligned_faces: bool, reference: str
+    metrics: Sequence[str],
+    crop_border: int,
+    y_channel: bool,
+    lpips_net: str,
+    aligned_faces: bool,
+    reference: str,
+    identity_network: str = "mobilefacenet",
 ) -> dict[str, str]:
-    """What exactly each requested metric computes (printed under the table and stored in JSON)."""
+    """What exactly each requested metric computes (printed under the table and stored in JSON).
+
+    ``identity_network`` is a resolved name (see :func:`~minerrestore.metrics.identity.resolve_identity_network`).
+    """
     channel = "Y (MATLAB BT.601)" if y_channel else "RGB"
     texts = {
         "psnr": f"{channel}, MAX 255, crop {crop_border} px; as basicsr calculate_psnr",
@@ -220,13 +257,7 @@ def describe_variants(
         "fid": f"{FEATURE_MODEL}, TF-bilinear resize to 299; reference: {reference}",
         "niqe": f"Y channel, MATLAB pristine model (from basicsr), 96x96 blocks, crop {crop_border} px; "
         "as basicsr calculate_niqe",
-        "identity": "MobileFaceNet (foamliu) embeddings, cosine similarity and angle in degrees, "
-        + (
-            "faces mapped from the FFHQ template to the ArcFace 112 crop"
-            if aligned_faces
-            else "whole images resized to 112x112 (unaligned: less reliable)"
-        )
-        + "; not comparable with ArcFace-ResNet 'Deg.' values of papers",
+        "identity": describe_identity(identity_network, aligned_faces),
     }
     return {name: texts[name] for name in metrics}
 
@@ -294,7 +325,9 @@ def _score_group(
         values["lpips"] = lpips.lpips_distance(first, second, networks.lpips).numpy()
     if "niqe" in metrics:
         values["niqe"] = np.array([_niqe_or_nan(image, crop_border) for image in first])
-    if "identity" in metrics:
+    if "identity" in metrics and isinstance(networks.face, identity.DlibIdentity):
+        values["identity_dist"] = networks.face.distances(restored, truth)
+    elif "identity" in metrics:
         cosine, degrees = identity.identity_similarity(restored, truth, networks.face, options.aligned_faces)
         values["identity_cos"], values["identity_deg"] = cosine, degrees
     features = fid.inception_features(first, networks.inception) if "fid" in metrics else None
@@ -384,6 +417,7 @@ def evaluate(
     y_channel: bool = False,
     lpips_net: lpips.LpipsNet = DEFAULT_LPIPS_NET,
     aligned_faces: bool = True,
+    identity_network: str = DEFAULT_IDENTITY_NETWORK,
     batch_size: int = DEFAULT_BATCH_SIZE,
     pairs_only: bool = False,
     recursive: bool = False,
@@ -406,6 +440,10 @@ def evaluate(
         lpips_net: LPIPS backbone, ``alex`` or ``vgg``.
         aligned_faces: images are FFHQ-aligned face crops (identity metric); False
             resizes whole images instead.
+        identity_network: ``auto`` (ArcFace ResNet-18, the papers' view, when
+            ``arcface_resnet18.pth`` is present, else the shipped MobileFaceNet, with a note),
+            ``arcface``, ``mobilefacenet`` or ``dlib`` (optional packages; reports
+            ``identity_dist`` instead of ``identity_cos``/``identity_deg``).
         batch_size: images per network batch.
         pairs_only: score the images that have a partner, and list the others in the notes,
             instead of refusing them.
@@ -418,8 +456,9 @@ def evaluate(
         The :class:`EvaluationReport` (one :class:`MethodResult` per folder).
 
     Raises:
-        UsageError: bad options, unpaired or mismatched images (the message names them).
-        WeightsError: a metric's weights are missing.
+        UsageError: bad options, unpaired or mismatched images (the message names them),
+            ``dlib`` without its packages.
+        WeightsError: a metric's weights are missing (``arcface`` without its file).
         ImageReadError: an unreadable image.
     """
     started = time.perf_counter()
@@ -430,6 +469,8 @@ def evaluate(
     reference_dir = Path(ref) if ref is not None else (Path(gt) if gt is not None else None)
     has_reference = reference_dir is not None or ref_stats is not None
     chosen = choose_metrics(metrics, gt is not None, has_reference)
+    resolved = identity.resolve_identity_network(identity_network)  # an unknown name fails early
+    network = resolved if "identity" in chosen else None
     if save_ref_stats is not None and reference_dir is None:
         raise UsageError(
             "save_ref_stats needs reference images",
@@ -450,7 +491,12 @@ def evaluate(
             notes.append(f"{folder}: sub-folders skipped (recursive descends into them)")
     torch_device = resolve_device(device)
     with_fid = "fid" in chosen or save_ref_stats is not None
-    networks = _load_networks([*chosen, "fid"] if with_fid else chosen, lpips_net, torch_device)
+    networks = _load_networks([*chosen, "fid"] if with_fid else chosen, lpips_net, network or "", torch_device)
+    if identity_network == "auto" and network == "mobilefacenet":
+        notes.append(
+            "identity: arcface_resnet18.pth not found, so MobileFaceNet is used (not comparable with papers' "
+            "ArcFace 'Deg.'); `minerrestore weights` says where to put the file"
+        )
     options = ScoringOptions(crop_border, y_channel, aligned_faces, batch_size)
 
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="evaluate-read") as pool:
@@ -486,12 +532,15 @@ def evaluate(
         reference_text = f"{reference.source} ({reference.count or 'unknown number of'} images)"
     else:
         reference_text = "none"
-    variants = describe_variants(chosen, crop_border, y_channel, lpips_net, aligned_faces, reference_text)
+    variants = describe_variants(
+        chosen, crop_border, y_channel, lpips_net, aligned_faces, reference_text, network or "mobilefacenet"
+    )
     return EvaluationReport(
         methods=results,
         metrics=chosen,
         gt_dir=Path(gt) if gt is not None else None,
         variants=variants,
+        identity_network=network,
         notes=list(dict.fromkeys(notes)),
         device=str(torch_device),
         seconds=time.perf_counter() - started,

@@ -43,8 +43,10 @@ COLUMNS = {
     "ssim": Column("ssim", "SSIM", True, 4),
     "identity_cos": Column("identity_cos", "ID cos", True, 4),
     "identity_deg": Column("identity_deg", "ID deg", False, 2),
+    "identity_dist": Column("identity_dist", "ID dist", False, 4),
 }
-_METRIC_COLUMNS = {"identity": ("identity_cos", "identity_deg")}  # metrics reporting several columns
+_IDENTITY_COLUMNS = {"dlib": ("identity_dist",)}  # identity columns per network; default cosine and angle
+_IDENTITY_NAMES = {"arcface": "ArcFace", "mobilefacenet": "MobileFaceNet", "dlib": "dlib"}
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class EvaluationReport:
     metrics: tuple[str, ...]
     gt_dir: Path | None
     variants: dict[str, str]
+    identity_network: str | None = None
+    """The network of the identity columns (``arcface``, ``mobilefacenet``, ``dlib``), None without identity."""
     notes: list[str] = field(default_factory=list)
     device: str = "cpu"
     seconds: float = 0.0
@@ -98,8 +102,16 @@ class EvaluationReport:
     @property
     def columns(self) -> list[Column]:
         """Reported columns in table order."""
-        keys = [key for metric in self.metrics for key in _METRIC_COLUMNS.get(metric, (metric,))]
+        identity = _IDENTITY_COLUMNS.get(self.identity_network or "", ("identity_cos", "identity_deg"))
+        keys = [key for metric in self.metrics for key in (identity if metric == "identity" else (metric,))]
         return [column for key, column in COLUMNS.items() if key in keys]
+
+    def label(self, column: Column) -> str:
+        """A column's heading with its direction; identity columns name their network (``ArcFace cos ↑``)."""
+        label = column.label
+        if column.key.startswith("identity_") and self.identity_network in _IDENTITY_NAMES:
+            label = label.replace("ID", _IDENTITY_NAMES[self.identity_network], 1)
+        return f"{label} {'↑' if column.higher_is_better else '↓'}"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready document (non-finite numbers become null)."""
@@ -108,6 +120,7 @@ class EvaluationReport:
             "gt": str(self.gt_dir) if self.gt_dir else None,
             "metrics": list(self.metrics),
             "variants": self.variants,
+            "identity_network": self.identity_network,
             "device": self.device,
             "seconds": round(self.seconds, 3),
             "std": "sample standard deviation over images (ddof=1)",
@@ -152,7 +165,7 @@ class EvaluationReport:
         table = Table(title=title)
         table.add_column("method")
         for column in columns:
-            table.add_column(f"{column.label} {'↑' if column.higher_is_better else '↓'}", justify="right")
+            table.add_column(self.label(column), justify="right")
         best = {column.key: _best(self.methods, column) for column in columns}
         for method in self.methods:
             cells = []
@@ -188,7 +201,7 @@ class EvaluationReport:
             errors = [m.summary[column.key].std for m in self.methods] if column.key != "fid" else None
             colours = [f"C{index % 10}" for index in range(len(names))]
             axis.bar(positions, heights, yerr=errors, capsize=3, color=colours)
-            axis.set_title(f"{column.label} {'↑' if column.higher_is_better else '↓'}")
+            axis.set_title(self.label(column))
             axis.set_xticks(positions, names, rotation=30, ha="right")
         figure.suptitle(f"{len(self.methods[0].rows)} images per method")
         with atomic_path(path) as temp:

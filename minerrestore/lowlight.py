@@ -20,6 +20,7 @@ for minerrestore (MIT); no code from other projects.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal, get_args
 
 import cv2
@@ -73,11 +74,14 @@ def is_dark(rgb: np.ndarray) -> bool:
     return mean_luminance(rgb) < DARK_MEAN
 
 
-def noise_sigma(grey: np.ndarray) -> float:
-    """Std of white noise in an HxW float image (Immerkaer 1996: a Laplacian-difference filter)."""
+def noise_sigma(grey: np.ndarray, where: np.ndarray | None = None) -> float:
+    """Std of white noise in an HxW float image (Immerkaer 1996: a Laplacian-difference filter),
+    over the pixels ``where`` is true (HxW bool; None: all)."""
     kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
     response = cv2.filter2D(grey.astype(np.float32), -1, kernel, borderType=cv2.BORDER_REFLECT_101)
     inner = np.abs(response[1:-1, 1:-1])
+    if where is not None:
+        inner = inner[where[1:-1, 1:-1]]
     return float(np.sqrt(np.pi / 2.0) * inner.mean() / 6.0) if inner.size else 0.0
 
 
@@ -153,20 +157,32 @@ def grey_world_gains(rgb: np.ndarray) -> np.ndarray:
     return (np.clip(gains / gains.min(), 1.0, MAX_CAST_GAIN) * gains.min()) ** CAST_STRENGTH
 
 
-def enhance_low_light(rgb: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+LowLightSteady = Callable[[str, np.ndarray], np.ndarray]
+"""Called by :func:`enhance_low_light` with each parameter it estimated (``"tone"``: (gain, gamma);
+``"colour_gains"``: the 3 channel gains), returning the one to apply instead (a video: the values
+averaged over its frames, so the exposure does not pump)."""
+
+
+def enhance_low_light(rgb: np.ndarray, steady: LowLightSteady | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Bright, clean copy of a dark frame: denoise, exposure and tone curve, cast removal.
 
     Args:
         rgb: HxWx3 uint8 RGB.
+        steady: replaces the estimated tone curve and colour gains (see :data:`LowLightSteady`);
+            None applies the frame's own.
 
     Returns:
         The enhanced HxWx3 uint8 RGB frame and its parameters (JSON-ready): input mean
-        luminance, noise std, gain, gamma and the colour gains.
+        luminance, noise std, gain, gamma and the colour gains (those applied).
     """
     clean, factor, sigma = denoise(rgb)
     gain, gamma = tone_curve(cv2.cvtColor(clean, cv2.COLOR_RGB2GRAY))
+    if steady is not None:
+        gain, gamma = (float(value) for value in steady("tone", np.array([gain, gamma])))
     bright = np.clip(clean / gain, 0.0, 1.0) ** (1.0 / gamma)
     gains = grey_world_gains(bright)
+    if steady is not None:
+        gains = np.asarray(steady("colour_gains", gains))
     out = np.clip(bright * gains.astype(np.float32), 0.0, 1.0)
     params = {
         "input_mean_luminance": round(mean_luminance(rgb), 4),
@@ -216,6 +232,7 @@ __all__ = [
     "DARK_MEAN",
     "LOW_LIGHT_MODES",
     "LowLightMode",
+    "LowLightSteady",
     "brighten_for_detection",
     "check_mode",
     "detection_views",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, get_args
@@ -46,10 +46,18 @@ from minerrestore.face import (
     upscaled_size,
 )
 from minerrestore.face.detect import Face, detector_info
-from minerrestore.face.paste import DEFAULT_MASK_SHAPE, MASK_SHAPES, ColorMatch
+from minerrestore.face.paste import DEFAULT_MASK_SHAPE, MASK_SHAPES, ColorMatch, Fusion, denoise_faces, fuse_face
 from minerrestore.io import LoadedImage, grey_rgb
-from minerrestore.lowlight import check_mode, enhance_low_light, is_dark
+from minerrestore.lowlight import LowLightSteady, check_mode, enhance_low_light, is_dark
 from minerrestore.models.catalogue import DEFAULT_MODEL, LoadedModel, load_model
+from minerrestore.severity import DegradationEstimate, estimate_degradation
+
+AUTO_FIDELITY = "auto"
+
+EstimateSteady = Callable[[int, DegradationEstimate], DegradationEstimate]
+"""Called by :meth:`Restorer.restore` with each face's position (in ``faces``, or in the
+detections) and its measured estimate, returning the estimate to restore it with (a video:
+averaged over the face's track, so its strength, denoising and sharpening do not jump)."""
 
 
 @dataclass(eq=False)
@@ -61,7 +69,12 @@ class RestoredFace:
         face: the detection (box, score, 5 landmarks); None for ``aligned`` input.
         affine: (2, 3) image -> crop transform.
         cropped: (S, S, 3) uint8 RGB aligned input face, S the network's size.
-        restored: (S, S, 3) uint8 RGB restored face.
+        restored: (S, S, 3) uint8 RGB restored face (the network's output).
+        estimate: the blind degradation estimate of the input face
+            (:func:`~minerrestore.severity.estimate_degradation`; in a video, averaged over
+            the face's track), the one its strength, denoising and sharpening came from.
+        strength: the share of the network's face in the result (its severity with
+            ``fidelity="auto"``, else 1).
     """
 
     index: int
@@ -69,17 +82,18 @@ class RestoredFace:
     affine: np.ndarray
     cropped: np.ndarray
     restored: np.ndarray
+    estimate: DegradationEstimate | None = None
+    strength: float = 1.0
 
     def to_dict(self, image_size: tuple[int, int]) -> dict[str, Any]:
-        """JSON-ready: index, box, score, landmarks (an aligned input's box is the whole image)."""
+        """JSON-ready: index, box, score, landmarks (an aligned input's box is the whole image),
+        the degradation estimate and the network's share."""
         if self.face is None:
-            return {
-                "index": self.index,
-                "box": [0.0, 0.0, float(image_size[0]), float(image_size[1])],
-                "score": None,
-                "landmarks": None,
-            }
-        return {"index": self.index, **self.face.to_dict()}
+            found = {"box": [0.0, 0.0, float(image_size[0]), float(image_size[1])], "score": None, "landmarks": None}
+        else:
+            found = self.face.to_dict()
+        degradation = None if self.estimate is None else self.estimate.to_dict()
+        return {"index": self.index, **found, "degradation": degradation, "strength": round(self.strength, 4)}
 
 
 @dataclass(eq=False)
@@ -155,7 +169,11 @@ class Restorer:
         max_faces: restore at most this many faces per photo (highest scores).
         only_center_face: restore only the face nearest the photo's centre.
         aligned: inputs already are FFHQ-aligned faces (no detection, no paste back).
-        fidelity: 0 (pure prior) ... 1 (full conditioning on the input, the trained behaviour).
+        fidelity: ``auto`` (per face, the network's share follows the face's blind degradation
+            estimate, :mod:`minerrestore.severity`: a clean face passes almost unchanged, a
+            severely degraded one is fully restored), or a fixed value from 0 (pure prior)
+            to 1 (full conditioning on the input, the trained behaviour), the network's face
+            then replacing the photo's.
         upscale: output size factor; the background is enlarged with Lanczos, or by
             ``bg_upsampler``.
         batch_size: faces per network forward (bounds memory on photos with many faces).
@@ -188,7 +206,7 @@ class Restorer:
     max_faces: int | None = None
     only_center_face: bool = False
     aligned: bool = False
-    fidelity: float = 1.0
+    fidelity: float | str = "auto"
     upscale: float = 2.0
     batch_size: int = 4
     precision: str = "auto"
@@ -206,8 +224,7 @@ class Restorer:
         color_modes = get_args(ColorMatch)
 
         self.model = str(self.model)
-        if not 0.0 <= self.fidelity <= 1.0:
-            raise UsageError(f"fidelity must be in [0, 1], got {self.fidelity}")
+        self.fidelity = parse_fidelity(self.fidelity)
         if self.det_threshold is not None and not 0.0 < self.det_threshold < 1.0:
             raise UsageError(
                 f"det_threshold must be between 0 and 1, got {self.det_threshold}", settings=("det_threshold",)
@@ -286,13 +303,24 @@ class Restorer:
 
     # -- the pipeline
 
-    def restore(self, image: np.ndarray | LoadedImage, faces: Sequence[Face] | None = None) -> RestoreResult:
+    def restore(
+        self,
+        image: np.ndarray | LoadedImage,
+        faces: Sequence[Face] | None = None,
+        *,
+        steady_estimate: EstimateSteady | None = None,
+        steady_low_light: LowLightSteady | None = None,
+    ) -> RestoreResult:
         """Restore every face of one photo (or one aligned face when ``aligned``).
 
         Args:
             image: HxWx3 uint8 RGB (HxW grey, HxWx4 RGBA accepted) or a :class:`LoadedImage`.
             faces: the faces to restore instead of detecting them (video: tracked faces with
                 smoothed landmarks, see :meth:`detect`); ignored when ``aligned``.
+            steady_estimate: replaces each face's measured degradation estimate, hence its
+                strength, denoising and sharpening (:data:`EstimateSteady`; video: per track).
+            steady_low_light: replaces the low-light tone curve and colour gains
+                (:data:`~minerrestore.lowlight.LowLightSteady`; video: per clip).
 
         Returns:
             :class:`RestoreResult` with the enlarged restored photo, its alpha, the faces
@@ -303,8 +331,14 @@ class Restorer:
         rgb = loaded.rgb
         size = self.network.size
         timings: dict[str, float] = {}
-        base, low_light = self._enhance(rgb, timings)
-        aligned = self._align(rgb, base, size, timings, faces)
+        base, low_light = self._enhance(rgb, timings, steady_low_light)
+        aligned, positions = self._align(rgb, base, size, timings, faces)
+        clock = time.perf_counter()
+        estimates = [estimate_degradation(base, item.affine, size) for item in aligned]
+        if steady_estimate is not None:
+            estimates = [steady_estimate(p, e) for p, e in zip(positions, estimates, strict=True)]
+        strengths = [self.strength(estimate) for estimate in estimates]
+        timings["estimate"] = time.perf_counter() - clock
         clock = time.perf_counter()
         restored = self.restore_crops([item.crop for item in aligned])
         timings["network"] = time.perf_counter() - clock
@@ -312,21 +346,27 @@ class Restorer:
         clock = time.perf_counter()
         if loaded.is_grey:  # the network may tint a grey face; keep the saved crops grey
             restored = [grey_rgb(face) for face in restored]
-        output = self._paste(base, aligned, restored, loaded.is_grey, background)
+        fusions = [Fusion(strength, estimate.sharpen) for strength, estimate in zip(strengths, estimates, strict=True)]
+        cleaned = denoise_faces(base, [item.affine for item in aligned], size, [e.denoise for e in estimates])
+        output = self._paste(base, cleaned, aligned, restored, loaded.is_grey, background, fusions)
         alpha = None if loaded.alpha is None else upscale_image(loaded.alpha, self.upscale)
         timings["paste"] = time.perf_counter() - clock
         restored_faces = [
-            RestoredFace(index, item.face, item.affine, item.crop, face)
-            for index, (item, face) in enumerate(zip(aligned, restored, strict=True))
+            RestoredFace(index, item.face, item.affine, item.crop, face, estimate, strength)
+            for index, (item, face, estimate, strength) in enumerate(
+                zip(aligned, restored, estimates, strengths, strict=True)
+            )
         ]
         return RestoreResult(output, alpha, loaded.is_grey, restored_faces, loaded.size, timings, low_light)
 
-    def _enhance(self, rgb: np.ndarray, timings: dict[str, float]) -> tuple[np.ndarray, dict[str, Any] | None]:
+    def _enhance(
+        self, rgb: np.ndarray, timings: dict[str, float], steady: LowLightSteady | None = None
+    ) -> tuple[np.ndarray, dict[str, Any] | None]:
         """The frame to paste into: ``rgb``, or its low-light enhancement and parameters."""
         clock = time.perf_counter()
         if self.aligned or self.low_light == "off" or (self.low_light == "auto" and not is_dark(rgb)):
             return rgb, None
-        enhanced, params = enhance_low_light(rgb)
+        enhanced, params = enhance_low_light(rgb, steady)
         timings["enhance"] = time.perf_counter() - clock
         return enhanced, {"mode": self.low_light, **params}
 
@@ -351,28 +391,34 @@ class Restorer:
         size: int,
         timings: dict[str, float],
         faces: Sequence[Face] | None = None,
-    ) -> list[Any]:
+    ) -> tuple[list[Any], list[int]]:
         """Detect faces on ``rgb`` (unless ``faces`` are given); crop them from ``base`` (the
-        enhanced frame of a dark photo)."""
+        enhanced frame of a dark photo). Returns the crops and each one's position in the faces
+        (a face whose landmarks cannot be aligned is left out)."""
         if self.aligned:
             timings["detect"] = 0.0
             clock = time.perf_counter()
             aligned = [aligned_input(rgb, size)]
             timings["align"] = time.perf_counter() - clock
-            return aligned
+            return aligned, [0]
         clock = time.perf_counter()
         if faces is None:
             faces = self.detect(rgb)
         timings["detect"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        aligned = []
-        for face in faces:
+        aligned, positions = [], []
+        for position, face in enumerate(faces):
             try:
                 aligned.extend(align_faces(base, [face], size))
             except ValueError:  # degenerate landmarks: not a face that can be aligned
                 continue
+            positions.append(position)
         timings["align"] = time.perf_counter() - clock
-        return aligned
+        return aligned, positions
+
+    def strength(self, estimate: DegradationEstimate) -> float:
+        """The network's share in a face: its severity with ``fidelity="auto"``, else 1."""
+        return estimate.severity if self.fidelity == AUTO_FIDELITY else 1.0
 
     def restore_crops(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Run aligned faces through the network, ``batch_size`` at a time.
@@ -389,12 +435,13 @@ class Restorer:
 
         model = self.network
         device = self._loaded["device"]
+        fidelity = 1.0 if self.fidelity == AUTO_FIDELITY else self.fidelity
         restored: list[np.ndarray] = []
         for start in range(0, len(crops), self.batch_size):
             batch = torch.from_numpy(np.stack(crops[start : start + self.batch_size])).to(device)
             with torch.inference_mode(), autocast(self._loaded["dtype"], device):
                 x = batch.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-                y = model.net(x, fidelity=self.fidelity).image
+                y = model.net(x, fidelity=fidelity).image
                 y = y.float().clamp_(-1.0, 1.0).add_(1.0).mul_(127.5).round_().to(torch.uint8)
             restored.extend(y.permute(0, 2, 3, 1).contiguous().cpu().numpy())
         return restored
@@ -411,11 +458,23 @@ class Restorer:
         return enlarged
 
     def _paste(
-        self, rgb: np.ndarray, aligned: list[Any], restored: list[np.ndarray], grey: bool, background: np.ndarray | None
+        self,
+        rgb: np.ndarray,
+        cleaned: np.ndarray,
+        aligned: list[Any],
+        restored: list[np.ndarray],
+        grey: bool,
+        background: np.ndarray | None,
+        fusions: list[Fusion],
     ) -> np.ndarray:
-        if self.aligned:  # the photo is the face: the restored face, enlarged to the output size
+        """The output photo: restored faces merged into ``rgb`` (their own pixels from ``cleaned``)."""
+        if self.aligned:  # the photo is the face: the restored face over the input, at the output size
             height, width = upscaled_size(rgb.shape[0], rgb.shape[1], self.upscale)
-            return resize_to(restored[0], (height, width))
+            original = resize_to(cleaned, (height, width)).astype(np.float32)
+            face = resize_to(restored[0], (height, width)).astype(np.float32)
+            scale = float(np.sqrt(height * width)) / restored[0].shape[0]
+            fused = fuse_face(original, face, fusions[0], scale)
+            return np.clip(np.rint(grey_rgb(fused) if grey else fused), 0, 255).astype(np.uint8)
         parser = self._loaded["parser"]
         masks = face_masks(restored, parser, batch_size=self.batch_size) if parser is not None and restored else None
         return paste_faces(
@@ -428,7 +487,26 @@ class Restorer:
             grey=grey,
             upscaled_background=background,
             mask_shape=self.paste_mask,
+            fusions=fusions,
+            cleaned=None if cleaned is rgb else cleaned,
         )
+
+
+def parse_fidelity(value: float | str) -> float | str:
+    """``"auto"``, or a fidelity in [0, 1] (a number, or its text as the command line gives it).
+
+    Raises:
+        UsageError: anything else.
+    """
+    if isinstance(value, str) and value.strip().lower() == AUTO_FIDELITY:
+        return AUTO_FIDELITY
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not 0.0 <= number <= 1.0:
+        raise UsageError(f"fidelity must be auto or a number from 0 to 1, got {value!r}", settings=("fidelity",))
+    return number
 
 
 @functools.lru_cache(maxsize=4)
@@ -447,6 +525,7 @@ def resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 __all__ = [
+    "EstimateSteady",
     "RestoreResult",
     "RestoredFace",
     "Restorer",

@@ -12,15 +12,21 @@ Steady faces: :class:`FaceTracker` matches each frame's detections to the tracks
 previous frames by box overlap, smooths each track's 5 landmarks with a one-euro filter (the
 aligned crop, hence the restored face, does not jitter; fast motion is followed without lag)
 and keeps restoring a track's face for ``max_missed`` frames in which the detector misses it.
-Written for minerrestore (MIT).
+
+Steady settings: each frame's faces are measured anew (:mod:`minerrestore.severity`), and so
+is a dark frame's enhancement (:mod:`minerrestore.lowlight`); :class:`SettingsSmoother` feeds
+the restorer running averages instead, per track for the degradation estimate (which sets the
+network's share, the denoising and the sharpening of the face) and per clip for the low-light
+tone curve and colour gains, so they do not jump from frame to frame with the noise of the
+measurement. Written for minerrestore (MIT).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +36,7 @@ from minerrestore.errors import MinerRestoreError, UsageError
 from minerrestore.face.detect import Face
 from minerrestore.face.paste import upscaled_size
 from minerrestore.io import atomic_path
+from minerrestore.severity import DegradationEstimate
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv")
 """Video containers ``restore`` reads (outputs keep the input's container)."""
@@ -39,6 +46,12 @@ VIDEO_FOLDER = "restored_videos"
 
 VIDEO_CODECS = ("libx264", "mpeg4")
 """Encoders PyAV's wheels ship that the output may use: H.264 (x264, ``crf``) or MPEG-4 Part 2."""
+
+SETTINGS_ALPHA = 0.2
+"""Weight of a frame's own measurement in the running average of a track's degradation estimate
+and of a clip's low-light parameters (a memory of about 5 frames)."""
+
+_MEASUREMENTS = tuple(f.name for f in fields(DegradationEstimate) if f.type in ("float", float))
 
 _INSTALL_HINT = 'videos need PyAV: pip install "minerrestore[video]"'
 
@@ -68,14 +81,18 @@ class VideoOptions:
     Attributes:
         codec: ``libx264`` (H.264, the default) or ``mpeg4``.
         crf: x264 constant rate factor, 0 (lossless) ... 51; 18 looks like the input.
-        smooth: track faces and smooth their landmarks over time (off: every frame on its own).
+        smooth: track faces and smooth their landmarks over time (off: every frame on its own,
+            ``steady_settings`` included).
         max_missed: frames a tracked face is still restored when the detector misses it.
+        steady_settings: average each track's degradation estimate and the clip's low-light
+            parameters over frames (:class:`SettingsSmoother`); off: measured per frame.
     """
 
     codec: str = "libx264"
     crf: int = 18
     smooth: bool = True
     max_missed: int = 2
+    steady_settings: bool = True
 
     def __post_init__(self) -> None:
         if self.codec not in VIDEO_CODECS:
@@ -202,6 +219,50 @@ class FaceTracker:
         return [(track.track_id, track.face) for track in kept]
 
 
+# ============================================================================ steady settings
+
+
+@dataclass
+class RunningAverage:
+    """Exponential moving averages of arrays, one per key; a key's first sample is taken as it is."""
+
+    alpha: float = SETTINGS_ALPHA
+    values: dict[Hashable, np.ndarray] = field(default_factory=dict)
+
+    def __call__(self, key: Hashable, value: np.ndarray) -> np.ndarray:
+        """Average the next sample of ``key`` in; returns the average."""
+        value = np.asarray(value, dtype=np.float64)
+        previous = self.values.get(key)
+        average = value if previous is None else previous + self.alpha * (value - previous)
+        self.values[key] = average
+        return average
+
+    def keep(self, keys: Iterable[Hashable]) -> None:
+        """Forget every key but ``keys`` (tracks that ended)."""
+        kept = set(keys)
+        self.values = {key: value for key, value in self.values.items() if key in kept}
+
+
+@dataclass
+class SettingsSmoother:
+    """The restorer's per-frame measurements, averaged over time: a track's degradation
+    estimate (:meth:`estimate`) and the clip's low-light parameters (:meth:`low_light`)."""
+
+    estimates: RunningAverage = field(default_factory=RunningAverage)
+    low_light_params: RunningAverage = field(default_factory=RunningAverage)
+
+    def estimate(self, track_id: int, estimate: DegradationEstimate) -> DegradationEstimate:
+        """The track's estimate averaged with this frame's (:meth:`~DegradationEstimate.bounded`)
+        measurements; its ``size`` as measured."""
+        estimate = estimate.bounded()
+        average = self.estimates(track_id, np.array([getattr(estimate, name) for name in _MEASUREMENTS]))
+        return replace(estimate, **{name: float(value) for name, value in zip(_MEASUREMENTS, average, strict=True)})
+
+    def low_light(self, name: str, value: np.ndarray) -> np.ndarray:
+        """The clip's average of a low-light parameter (:data:`~minerrestore.lowlight.LowLightSteady`)."""
+        return self.low_light_params(name, value)
+
+
 # ============================================================================ the clip
 
 
@@ -247,6 +308,7 @@ def restore_video(
     timings = dict.fromkeys(("decode", "detect", "restore", "encode"), 0.0)
     faces_per_frame: list[int] = []
     tracker = FaceTracker(options.max_missed) if options.smooth else None
+    smoother = SettingsSmoother() if options.smooth and options.steady_settings else None
     with _open_input(av, path) as source:
         if not source.streams.video:
             raise VideoError(f"{path}: no video stream")
@@ -279,7 +341,7 @@ def restore_video(
                     for frame in packet.decode():
                         rgb = frame.to_ndarray(format="rgb24")
                         timings["decode"] += time.perf_counter() - clock
-                        restored, ids = _restore_frame(restorer, tracker, rgb, timings)
+                        restored, ids = _restore_frame(restorer, tracker, smoother, rgb, timings)
                         faces_per_frame.append(len(ids))
                         tracks.update(ids)
                         clock = time.perf_counter()
@@ -312,6 +374,7 @@ def restore_video(
         "codec": options.codec,
         "audio": None if audio_in is None else audio_in.codec_context.name,
         "smooth": options.smooth,
+        "steady_settings": smoother is not None,
         "tracks": len(tracks),
         "face_count": max(faces_per_frame),  # most faces in one frame: 0 when no frame had one
         "faces_per_frame": faces_per_frame,
@@ -322,23 +385,34 @@ def restore_video(
 
 
 def _restore_frame(
-    restorer: Any, tracker: FaceTracker | None, rgb: np.ndarray, timings: dict[str, float]
+    restorer: Any,
+    tracker: FaceTracker | None,
+    smoother: SettingsSmoother | None,
+    rgb: np.ndarray,
+    timings: dict[str, float],
 ) -> tuple[np.ndarray, list[int]]:
-    """One frame restored with the tracker's faces (or its own detections); (image, track ids)."""
+    """One frame restored with the tracker's faces (or its own detections) and the smoother's
+    settings; (image, track ids)."""
     clock = time.perf_counter()
-    if restorer.aligned:  # every frame is one aligned face
-        result = restorer.restore(rgb)
-        timings["restore"] += time.perf_counter() - clock
-        return result.image, [0]
-    faces = restorer.detect(rgb)
-    if tracker is not None:
-        tracked = tracker.update(faces)
-        ids, faces = [track_id for track_id, _ in tracked], [face for _, face in tracked]
+    if restorer.aligned:  # every frame is one aligned face: one track
+        ids, faces = [0], None
     else:
-        ids = list(range(len(faces)))
+        faces = restorer.detect(rgb)
+        if tracker is not None:
+            tracked = tracker.update(faces)
+            ids, faces = [track_id for track_id, _ in tracked], [face for _, face in tracked]
+        else:
+            ids = list(range(len(faces)))
     timings["detect"] += time.perf_counter() - clock
     clock = time.perf_counter()
-    result = restorer.restore(rgb, faces=faces)
+    steady: dict[str, Any] = {}
+    if smoother is not None:
+        smoother.estimates.keep(ids)
+        steady = {
+            "steady_estimate": lambda position, estimate: smoother.estimate(ids[position], estimate),
+            "steady_low_light": smoother.low_light,
+        }
+    result = restorer.restore(rgb, faces=faces, **steady)
     timings["restore"] += time.perf_counter() - clock
     return result.image, ids
 
@@ -363,11 +437,14 @@ def restore_video_file(
 
 
 __all__ = [
+    "SETTINGS_ALPHA",
     "VIDEO_CODECS",
     "VIDEO_FOLDER",
     "VIDEO_SUFFIXES",
     "FaceTracker",
     "OneEuroFilter",
+    "RunningAverage",
+    "SettingsSmoother",
     "VideoError",
     "VideoOptions",
     "box_iou",

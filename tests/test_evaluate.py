@@ -180,3 +180,120 @@ def test_compare_several_pairs_only_no_size_check_for_niqe_and_recursive(
     assert "--recursive" in capsys.readouterr().err
     assert main([*plain, "--recursive"]) == 0
     assert json.loads(capsys.readouterr().out)["methods"][0]["summary"]["niqe"]["count"] == 3
+
+
+@pytest.fixture
+def no_user_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Weight lookup limited to the repository's weights/ (no arcface_resnet18.pth); returns a folder for
+    ``MINERRESTORE_WEIGHTS``."""
+    from minerrestore.models import files
+
+    for attribute in ("INSTALLED_WEIGHTS_DIR", "USER_WEIGHTS_DIR"):
+        monkeypatch.setattr(files, attribute, tmp_path / "none")
+    monkeypatch.delenv(files.WEIGHTS_ENV, raising=False)
+    assert not (files.REPO_WEIGHTS_DIR / "arcface_resnet18.pth").exists()
+    return tmp_path / "user_weights"
+
+
+def _random_arcface_file(folder: Path) -> Path:
+    from minerrestore.archs.identity import ResNetArcFace
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    state = {f"module.{k}": v for k, v in ResNetArcFace().state_dict().items()}  # the official layout
+    torch.save(state, folder / "arcface_resnet18.pth")
+    return folder / "arcface_resnet18.pth"
+
+
+def test_identity_network_auto_arcface_mobilefacenet(
+    dataset: dict[str, Path],
+    no_user_weights: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 16: ``auto`` is ArcFace (the papers' view) when its file is present, else MobileFaceNet with a note."""
+    import cv2
+
+    from minerrestore.archs.identity import load_arcface_resnet18
+    from minerrestore.errors import WeightsError
+    from minerrestore.models import files
+
+    a, gt = dataset["a"], dataset["gt"]
+    fallback = evaluate(a, gt, metrics=["identity"], quiet=True)
+    assert fallback.identity_network == "mobilefacenet"
+    assert "MobileFaceNet" in fallback.variants["identity"] and "not comparable" in fallback.variants["identity"]
+    assert any("arcface_resnet18.pth not found" in note for note in fallback.notes)
+    assert {"identity_cos", "identity_deg"} <= set(fallback.methods[0].summary)
+    with pytest.raises(WeightsError, match=r"arcface_resnet18\.pth.*not found") as missing:
+        evaluate(a, gt, metrics=["identity"], identity_network="arcface", quiet=True)
+    assert "github.com/TencentARC" in missing.value.hint and files.WEIGHTS_ENV in missing.value.hint
+    args = ["evaluate", str(a), "--gt", str(gt), "--metrics", "identity", "--device", "cpu"]
+    assert main([*args, "--identity-net", "arcface"]) == 2
+    assert "arcface_resnet18.pth" in capsys.readouterr().err
+    assert main([*args, "--identity-net", "facenet"]) == 2
+    assert "--identity-net 'facenet' is not one of auto, arcface" in capsys.readouterr().err
+
+    path = _random_arcface_file(no_user_weights)
+    monkeypatch.setenv(files.WEIGHTS_ENV, str(no_user_weights))
+    report = evaluate(a, gt, compare=[gt], metrics=["identity"], quiet=True)
+    assert report.identity_network == "arcface" and not report.notes
+    assert "ArcFace ResNet-18" in report.variants["identity"] and "'Deg.' view of papers" in report.variants["identity"]
+    # the papers' recipe (VQFR calculate_cos_dist): whole face, grey, bilinear 128x128, [-1, 1], angle in degrees
+    network = load_arcface_resnet18(path)
+
+    def embedding(file: Path) -> np.ndarray:
+        grey = cv2.cvtColor(np.asarray(Image.open(file).convert("RGB")), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        grey = cv2.resize(grey, (128, 128), interpolation=cv2.INTER_LINEAR) / 127.5 - 1
+        with torch.no_grad():
+            return network(torch.from_numpy(grey)[None, None])[0].numpy()
+
+    for row in report.methods[0].rows:
+        one, two = embedding(Path(row["restored"])), embedding(Path(row["gt"]))
+        cosine = float(one @ two / np.linalg.norm(one) / np.linalg.norm(two))
+        assert row["identity_cos"] == pytest.approx(cosine, abs=2e-3)
+        assert row["identity_deg"] == pytest.approx(np.degrees(np.arccos(row["identity_cos"])), abs=1e-6)
+    assert report.methods[1].summary["identity_deg"].mean < 0.1  # the ground truth against itself
+    document = report.to_dict()
+    assert document["identity_network"] == "arcface" and "identity_cos" in document["methods"][0]["summary"]
+    assert main([*args, "--compare", str(gt)]) == 0
+    out = capsys.readouterr().out
+    assert "ArcFace cos ↑" in out and "ArcFace deg ↓" in out and "'Deg.' view of papers" in out
+    assert main([*args, "--identity-net", "mobilefacenet", "--json", "-"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["identity_network"] == "mobilefacenet" and "MobileFaceNet" in document["variants"]["identity"]
+    assert document["methods"][0]["summary"]["identity_cos"]["count"] == 3
+    assert evaluate(a, gt, metrics=["psnr"], quiet=True).to_dict()["identity_network"] is None
+
+
+def test_identity_network_dlib(dataset: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """``--identity-net dlib``: dlib's descriptor distance as ``identity_dist`` (lower is better)."""
+    pytest.importorskip("dlib")
+    import importlib.util
+
+    if importlib.util.find_spec("face_recognition_models") is None:
+        pytest.skip("face_recognition_models is not installed")
+    from minerrestore.metrics.identity import DlibIdentity
+
+    a, gt = dataset["a"], dataset["gt"]
+    report = evaluate(a, gt, compare=[gt], metrics=["identity"], identity_network="dlib", quiet=True)
+    assert report.identity_network == "dlib" and [c.key for c in report.columns] == ["identity_dist"]
+    assert "dlib" in report.variants["identity"] and "lower is better" in report.variants["identity"]
+    truth = np.stack([np.asarray(Image.open(gt / f"x{i}.png")) for i in (1, 2, 3)])
+    noisy = np.stack([np.asarray(Image.open(a / f"x{i}.png")) for i in (1, 2, 3)])
+    expected = DlibIdentity().distances(noisy, truth)
+    np.testing.assert_allclose([row["identity_dist"] for row in report.methods[0].rows], expected, rtol=1e-6)
+    assert np.all(expected > 0) and report.methods[1].summary["identity_dist"].mean == pytest.approx(0, abs=1e-6)
+    assert "identity_cos" not in report.methods[0].summary
+    args = ["evaluate", str(a), "--gt", str(gt), "--metrics", "identity", "--identity-net", "dlib", "--device", "cpu"]
+    assert main([*args, "--csv", str(dataset["root"] / "ids.csv")]) == 0
+    assert "dlib dist ↓" in capsys.readouterr().out
+    assert "identity_dist" in (dataset["root"] / "ids.csv").read_text().splitlines()[0]
+
+
+def test_identity_network_dlib_missing_packages(dataset: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "dlib", None)  # import dlib raises ImportError
+    with pytest.raises(UsageError, match="needs dlib") as missing:
+        evaluate(dataset["a"], dataset["gt"], metrics=["identity"], identity_network="dlib", quiet=True)
+    assert "pip install dlib-bin face-recognition-models" in missing.value.hint

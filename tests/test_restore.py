@@ -97,3 +97,44 @@ def test_face_selection_and_aligned_input(tiny_model: Path) -> None:
     assert len(result.faces) == 1 and result.faces[0].face is None
     assert result.image.shape == (256, 256, 3) and result.faces[0].restored.shape == (64, 64, 3)
     assert result.to_dict()["faces"][0]["box"] == [0.0, 0.0, 128.0, 128.0]
+
+
+HIRES = FACES.parent / "faces_hires" / "congress" / "A000055.jpg"
+
+
+@pytest.mark.skipif(not HIRES.is_file(), reason="../shared data absent")
+def test_auto_fidelity_leaves_a_clean_face_as_it_is_and_restores_a_degraded_one(tiny_model: Path) -> None:
+    from minerrestore.data.degradation import apply_degradation
+
+    clean = read_image(HIRES).rgb  # a studio portrait, face about 250 px: larger than any crop
+    auto = _restorer(tiny_model, upscale=1)
+    result = auto.restore(clean)
+    assert len(result.faces) == 1 and result.faces[0].strength < 0.05
+    np.testing.assert_array_equal(result.image, clean)  # the random network's face is not pasted
+    report = result.to_dict()["faces"][0]
+    assert report["degradation"]["severity"] < 0.05 and report["degradation"]["denoise"] == 0.0
+
+    blur = {"kernel_size": 31, "sigma_x": 5.0, "sigma_y": 5.0, "theta": 0.0}
+    degraded = apply_degradation(clean, {"blur": blur, "jpeg": {"quality": 20}})
+    restored = auto.restore(degraded)
+    assert restored.faces[0].strength > 0.5 and restored.faces[0].estimate.denoise > 0
+    assert np.abs(restored.image.astype(int) - degraded).max() > 20
+
+    fixed = _restorer(tiny_model, upscale=1, fidelity=1.0).restore(clean)
+    assert fixed.faces[0].strength == 1.0 and np.abs(fixed.image.astype(int) - clean).max() > 20
+
+
+@pytest.mark.parametrize("value", ["auto", "AUTO", " auto ", 0.0, "0.5", 1])
+def test_fidelity_is_auto_or_a_number_from_0_to_1(value: object) -> None:
+    from minerrestore.restore import parse_fidelity
+
+    assert parse_fidelity(value) in ("auto", 0.0, 0.5, 1.0)
+
+
+@pytest.mark.parametrize("value", ["abc", 1.5, -0.1, "nan", None])
+def test_other_fidelities_are_usage_errors_naming_the_setting(value: object) -> None:
+    from minerrestore.restore import parse_fidelity
+
+    with pytest.raises(UsageError, match="fidelity") as caught:
+        parse_fidelity(value)
+    assert caught.value.settings == ("fidelity",)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,8 +18,15 @@ from tests.conftest import FACES, PORTRAITS
 
 av = pytest.importorskip("av")
 
+from minerrestore.lowlight import enhance_low_light  # noqa: E402
 from minerrestore.restore import Restorer  # noqa: E402
-from minerrestore.video import FaceTracker, VideoError, VideoOptions, restore_video  # noqa: E402
+from minerrestore.video import (  # noqa: E402
+    FaceTracker,
+    SettingsSmoother,
+    VideoError,
+    VideoOptions,
+    restore_video,
+)
 
 
 def face_boxes(index: int, size: tuple[int, int], faces: int = 1) -> list[tuple[int, int, int]]:
@@ -44,10 +52,14 @@ def make_clip(
     vfr: bool = False,
     faces: int = 1,
     rate: int = 30,
+    noise: Sequence[float] = (4.0,),
+    crf: int | None = None,
 ) -> Path:
     """A seeded clip: shared portraits moving and zooming over a grey background, with noise.
 
     With ``audio`` a 440 Hz AAC track; with ``vfr`` the frame gaps alternate 1 and 3 ticks of 1/``rate`` s.
+    ``noise``: the noise std of frame ``i`` is ``noise[i % len(noise)]``; ``crf``: x264's quality
+    (None: its default, 23, which smooths much of the noise away).
     """
     rng = np.random.default_rng(7)
     portraits = [cv2.cvtColor(cv2.imread(str(FACES / name)), cv2.COLOR_BGR2RGB) for name in PORTRAITS]
@@ -56,6 +68,8 @@ def make_clip(
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.time_base = stream.codec_context.time_base = Fraction(1, rate)
+        if crf is not None:
+            stream.options = {"crf": str(crf)}
         sound = None
         if audio:
             sound = container.add_stream("aac", rate=16000)
@@ -66,7 +80,7 @@ def make_clip(
             for face, (x, y, side) in enumerate(face_boxes(index, size, faces)):
                 portrait = portraits[face % len(portraits)]
                 canvas[y : y + side, x : x + side] = cv2.resize(portrait, (side, side), interpolation=cv2.INTER_AREA)
-            noisy = np.clip(canvas + rng.normal(0, 4, canvas.shape), 0, 255).astype(np.uint8)
+            noisy = np.clip(canvas + rng.normal(0, noise[index % len(noise)], canvas.shape), 0, 255).astype(np.uint8)
             frame = av.VideoFrame.from_ndarray(noisy, format="rgb24")
             frame.pts = pts
             pts += (1 if index % 2 == 0 else 3) if vfr else 1
@@ -182,3 +196,59 @@ def test_skip_existing_skips_a_restored_video(restorer: Restorer, tmp_path: Path
     again = restore_paths(clip, tmp_path / "out", restorer=restorer, quiet=True, skip_existing=True)
     assert [r.status for r in again.results] == ["skipped"]
     assert (tmp_path / "out" / "restored_videos" / "clip.mkv").is_file()
+
+
+def _jitter(series: Sequence[float]) -> float:
+    """Mean absolute frame-to-frame change."""
+    return float(np.abs(np.diff(np.asarray(series, dtype=np.float64), axis=0)).mean())
+
+
+def test_steady_settings_change_less_than_per_frame_ones(
+    restorer: Restorer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_torch_thread: None
+) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", frames=12, audio=False, noise=(1.0, 14.0), crf=4)  # noise alternates
+    restore = restorer.restore
+    recorded: list[tuple[float, float, float]] = []
+
+    def recording(*args: object, **kwargs: object) -> object:
+        result = restore(*args, **kwargs)
+        for face in result.faces:  # the report holds the values the face was restored with
+            assert face.strength == pytest.approx(restorer.strength(face.estimate))
+            recorded.append((face.strength, face.estimate.denoise, face.estimate.sharpen))
+        return result
+
+    monkeypatch.setattr(restorer, "restore", recording)
+    settings = {}
+    for steady in (False, True):
+        recorded.clear()
+        info = restore_video(restorer, clip, tmp_path / f"{steady}.mp4", options=VideoOptions(steady_settings=steady))
+        assert info["tracks"] == 1 and info["steady_settings"] is steady and len(recorded) >= 10
+        settings[steady] = np.array(recorded)
+    per_frame, steady = settings[False], settings[True]
+    for column in range(3):  # strength, denoise, sharpen
+        assert _jitter(per_frame[:, column]) > 0
+        assert _jitter(steady[:, column]) < 0.5 * _jitter(per_frame[:, column])
+
+
+def test_steady_low_light_parameters_and_an_unchanged_still_path(restorer: Restorer, one_torch_thread: None) -> None:
+    rng = np.random.default_rng(3)
+    portrait = cv2.cvtColor(cv2.imread(str(FACES / PORTRAITS[0])), cv2.COLOR_BGR2RGB)
+    lamps = (np.array([0.1, 0.08, 0.06]), np.array([0.12, 0.14, 0.16]))  # exposure and cast alternate
+    frames = [
+        np.clip(portrait * lamps[index % 2] + rng.normal(0, 2, portrait.shape), 0, 255).astype(np.uint8)
+        for index in range(8)
+    ]
+    smoother = SettingsSmoother()
+    own = [enhance_low_light(frame)[1] for frame in frames]
+    steady = [enhance_low_light(frame, smoother.low_light)[1] for frame in frames]
+    for key in ("gain", "gamma"):
+        assert _jitter([p[key] for p in steady]) < 0.5 * _jitter([p[key] for p in own])
+    assert _jitter([p["colour_gains"] for p in steady]) < 0.5 * _jitter([p["colour_gains"] for p in own])
+    # what the settings smoothing passes a still photo through leaves it exactly as it was
+    image, params = enhance_low_light(frames[0])
+    same, same_params = enhance_low_light(frames[0], lambda name, value: value)
+    assert np.array_equal(image, same) and params == same_params
+    plain = restorer.restore(portrait)
+    through = restorer.restore(portrait, steady_estimate=lambda position, estimate: estimate)
+    assert plain.faces and np.array_equal(plain.image, through.image)
+    assert [f.estimate for f in plain.faces] == [f.estimate for f in through.faces]

@@ -65,7 +65,7 @@ app.command("models")(models_command)
 app.add_typer(weights_app, name="weights")
 
 
-FLAG_NAMES = {"out_dir": "out"}
+FLAG_NAMES = {"out_dir": "out", "identity_network": "identity_net"}
 """Settings whose flag is not the name with dashes (``out_dir`` is ``--out``)."""
 
 

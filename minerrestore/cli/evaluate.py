@@ -10,7 +10,13 @@ import typer
 
 from minerrestore.cli.options import DeviceOption, JsonOption, QuietOption, RecursiveOption, write_json_summary
 from minerrestore.errors import UsageError
-from minerrestore.metrics import DEFAULT_BATCH_SIZE, DEFAULT_LPIPS_NET, METRICS
+from minerrestore.metrics import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_IDENTITY_NETWORK,
+    DEFAULT_LPIPS_NET,
+    IDENTITY_NETWORKS,
+    METRICS,
+)
 
 
 def spread_compare(args: Sequence[str]) -> list[str]:
@@ -66,6 +72,15 @@ def evaluate_command(
         bool,
         typer.Option("--unaligned", help="Images are not FFHQ-aligned faces: resize whole images for identity."),
     ] = False,
+    identity_net: Annotated[
+        str,
+        typer.Option(
+            "--identity-net",
+            help=f"Identity network: {', '.join(IDENTITY_NETWORKS)}. auto: ArcFace ResNet-18 (papers' 'Deg.') "
+            "when arcface_resnet18.pth is present, else MobileFaceNet; dlib reports a distance "
+            "(pip install dlib-bin face-recognition-models).",
+        ),
+    ] = DEFAULT_IDENTITY_NETWORK,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Images per network batch.")
     ] = DEFAULT_BATCH_SIZE,
@@ -94,6 +109,7 @@ def evaluate_command(
         y_channel=y_channel,
         lpips_net=lpips_net,
         aligned_faces=not unaligned,
+        identity_network=identity_net.lower(),
         batch_size=batch_size,
         pairs_only=pairs_only,
         recursive=recursive,

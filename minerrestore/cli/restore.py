@@ -66,7 +66,13 @@ def restore_command(
         int, typer.Option("--batch-size", min=1, help="Faces per network forward.")
     ] = Restorer.batch_size,
     fidelity: Annotated[
-        float, typer.Option("--fidelity", min=0.0, max=1.0, help="0 = pure face prior ... 1 = closest to the input.")
+        str,
+        typer.Option(
+            "--fidelity",
+            metavar="auto|0..1",
+            help="auto = per face, from how degraded it is (a clean face stays as it is); "
+            "or 0 = pure face prior ... 1 = closest to the input, the network's face replacing the photo's.",
+        ),
     ] = Restorer.fidelity,
     upscale: Annotated[
         float, typer.Option("--upscale", min=1.0, max=16.0, help="Output size factor (background: --bg-upsampler).")
@@ -110,7 +116,10 @@ def restore_command(
     ] = VideoOptions.crf,
     video_smooth: Annotated[
         bool,
-        typer.Option("--video-smooth/--no-video-smooth", help="Videos: track faces, smooth landmarks over frames."),
+        typer.Option(
+            "--video-smooth/--no-video-smooth",
+            help="Videos: track faces, smooth landmarks and per-face settings over frames.",
+        ),
     ] = VideoOptions.smooth,
     device: DeviceOption = Restorer.device,
     precision: Annotated[

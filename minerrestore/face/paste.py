@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -39,6 +40,7 @@ import cv2
 import numpy as np
 
 from minerrestore.face.align import (
+    affine_scale,
     compose_affine,
     invert_affine,
     pixel_scale_affine,
@@ -57,6 +59,9 @@ _EDGE_START = 0.02  # mask is 0 within this fraction of the crop side from its b
 _EDGE_END = 0.09  # ... and reaches 1 at this fraction (50% at ~5.5%, as upstream's size/20)
 _STD_RATIO_LIMITS = (0.5, 2.0)  # "meanstd" colour matching never scales contrast beyond these
 _MIN_LIGHTNESS = 1.0  # LAB L (0-100) below which a face's mean counts as black for "mean" matching
+_DETAIL_SPLIT = 0.7  # low-pass of the restored face's change, in crop pixels (beyond the output's own)
+_SHARPEN_SPLIT = 0.5  # Gaussian sigma of the unsharp mask, in crop pixels
+_NLM_TEMPLATE, _NLM_SEARCH = 5, 15  # non-local-means patch and search window of denoise_faces
 _PARSENET_SIZE = 512
 _PARSING_FACE_CLASSES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15)  # skin..hair, earrings; no hat, neck, cloth
 _PARSING_BLUR = 0.03  # Gaussian sigma of the parsing mask, fraction of the crop side
@@ -64,6 +69,23 @@ _PARSING_BLUR = 0.03  # Gaussian sigma of the parsing mask, fraction of the crop
 _OVAL_CENTRE = (0.5, 0.56)  # x, y
 _OVAL_RADII = (0.31, 0.39)  # x, y: where the mask reaches 0 (about the hairline, ears and under the chin)
 _OVAL_SOLID = 0.78  # the mask is 1 inside this fraction of the radii, smoothstep down to 0 at the oval
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How one restored face merges with the photo's own face (:func:`fuse_face`).
+
+    Attributes:
+        strength: share of the restored face, 0 (the photo's face) ... 1 (the restored one).
+        sharpen: unsharp-mask amount of the result at the restored crop's pixel scale (0: none).
+    """
+
+    strength: float = 1.0
+    sharpen: float = 0.0
+
+
+_FULL = Fusion()
+"""The restored face at full strength, unsharpened (upstream's paste)."""
 
 
 def upscaled_size(height: int, width: int, upscale: float) -> tuple[int, int]:
@@ -138,6 +160,8 @@ def paste_faces(
     crop_size: int | None = None,
     upscaled_background: np.ndarray | None = None,
     mask_shape: MaskShape = DEFAULT_MASK_SHAPE,
+    fusions: Sequence[Fusion] | None = None,
+    cleaned: np.ndarray | None = None,
 ) -> np.ndarray:
     """Blend restored face crops back into the photo.
 
@@ -158,6 +182,11 @@ def paste_faces(
             network), of size :func:`upscaled_size`; used instead of Lanczos.
         mask_shape: the mask without ``masks``: ``"oval"`` (:func:`oval_mask`, the face only)
             or ``"square"`` (the whole crop, as upstream); both feathered.
+        fusions: per face, how it merges with the photo's face (:func:`fuse_face`); None: the
+            restored faces at full strength, unsharpened.
+        cleaned: ``background_rgb`` with noisy faces cleaned (:func:`denoise_faces`): the photo's
+            face that :func:`fuse_face` keeps detail from (pixels outside the masks stay
+            ``background_rgb``'s); None: ``background_rgb`` itself.
 
     Returns:
         (H*upscale, W*upscale, 3) uint8 RGB.
@@ -166,11 +195,9 @@ def paste_faces(
         ValueError: mismatched lengths, an unknown ``color_match`` or ``mask_shape``, or an
             ``upscaled_background`` of the wrong size.
     """
-    if len(restored_crops) != len(affines) or (masks is not None and len(masks) != len(affines)):
-        raise ValueError(
-            f"got {len(restored_crops)} crops, {len(affines)} affines"
-            + ("" if masks is None else f" and {len(masks)} masks")
-        )
+    lengths = [len(items) for items in (masks, fusions) if items is not None]
+    if len(restored_crops) != len(affines) or any(length != len(affines) for length in lengths):
+        raise ValueError(f"got {len(restored_crops)} crops, {len(affines)} affines, {lengths} masks/fusions")
     if color_match not in _COLOR_MATCH_MODES:
         raise ValueError(f"color_match={color_match!r} is not one of {', '.join(_COLOR_MATCH_MODES)}")
     if mask_shape not in MASK_SHAPES:
@@ -195,7 +222,16 @@ def paste_faces(
             mask = edge_mask(side) * _resized_mask(masks[index], side)
         else:
             mask = _shaped_mask(side, mask_shape)
-        _paste_one(output, crop, mask, compose_affine(image_to_output, crop_to_image), color_match, grey)
+        _paste_one(
+            output,
+            crop,
+            mask,
+            compose_affine(image_to_output, crop_to_image),
+            color_match,
+            grey,
+            _FULL if fusions is None else fusions[index],
+            None if cleaned is None else (cleaned, image_to_output),
+        )
     return output
 
 
@@ -206,8 +242,11 @@ def _paste_one(
     crop_to_output: np.ndarray,
     color_match: ColorMatch,
     grey: bool,
+    fusion: Fusion,
+    cleaned: tuple[np.ndarray, np.ndarray] | None,
 ) -> None:
-    """Blend one crop into ``output`` in place, touching only its bounding box and mask."""
+    """Blend one crop into ``output`` in place, touching only its bounding box and mask;
+    ``cleaned`` is the cleaned photo and its image -> output transform."""
     side = crop.shape[0]
     low, high = transformed_bounds(crop_to_output, (side, side))
     x0, y0 = np.maximum(np.floor(low).astype(int) - 1, 0)
@@ -225,10 +264,78 @@ def _paste_one(
     original = region.astype(np.float32)
     if color_match != "none":
         face = _match_colour(face, original, weight, color_match)
+    photo_face = original
+    if cleaned is not None:
+        cleaned_rgb, image_to_output = cleaned
+        image_to_box = image_to_output - np.array([[0.0, 0.0, x0], [0.0, 0.0, y0]])
+        photo_face = cv2.warpAffine(
+            cleaned_rgb, image_to_box, box_size, flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE
+        ).astype(np.float32)
+    face = fuse_face(photo_face, face, fusion, affine_scale(crop_to_output))
     if grey:
         face = grey_rgb(face)
     blended = original + weight[..., None] * (face - original)
     np.copyto(region, np.clip(np.rint(blended), 0, 255).astype(np.uint8), where=inside[..., None])
+
+
+def fuse_face(original: np.ndarray, face: np.ndarray, fusion: Fusion, scale: float) -> np.ndarray:
+    """The face to paste: the restored ``face`` over the photo's, keeping the photo's finer detail.
+
+    Args:
+        original: the photo's face region (cleaned by :func:`denoise_faces` where it was noisy),
+            HxWx3 float32 0-255.
+        face: the restored face warped onto the same region, HxWx3 float32 0-255.
+        fusion: the restored face's share and the sharpening.
+        scale: output pixels per restored-crop pixel.
+
+    Returns:
+        HxWx3 float32. Where a crop pixel covers at most one output pixel, ``strength`` of
+        ``face`` over ``original``. Where the face is larger than the crop, the restored face
+        changes the photo only at the crop's resolution (its difference from the photo is
+        low-passed at the crop's pixel size), so the photo keeps its own finer detail: a clean
+        face larger than the network's output comes back as sharp as it went in.
+    """
+    strength = np.float32(fusion.strength)
+    if scale <= 1.0:
+        fused = face if fusion.strength >= 1.0 else original + strength * (face - original)
+        return fused
+    sigma = _DETAIL_SPLIT * float(np.sqrt(scale * scale - 1.0))
+    fused = original + strength * cv2.GaussianBlur(face - original, (0, 0), sigma)
+    if fusion.sharpen > 0.0:
+        fused += np.float32(fusion.sharpen) * (fused - cv2.GaussianBlur(fused, (0, 0), _SHARPEN_SPLIT * scale))
+    return fused
+
+
+def denoise_faces(
+    rgb: np.ndarray, affines: Sequence[np.ndarray], crop_size: int, strengths: Sequence[float]
+) -> np.ndarray:
+    """The photo with each face's region cleaned by non-local means, for :func:`paste_faces`'s ``cleaned``.
+
+    Args:
+        rgb: HxWx3 uint8 RGB photo (not modified).
+        affines: (2, 3) image -> crop transforms of the faces.
+        crop_size: side of the crops the affines map to.
+        strengths: non-local-means ``h`` per face (0: that face is left as it is).
+
+    Returns:
+        ``rgb`` itself when no face is denoised, else a copy with the faces' boxes denoised.
+    """
+    cleaned = rgb
+    for affine, strength in zip(affines, strengths, strict=True):
+        if strength <= 0.0:
+            continue
+        low, high = transformed_bounds(invert_affine(affine), (crop_size, crop_size))
+        x0, y0 = np.maximum(np.floor(low).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(high).astype(int) + 1, (rgb.shape[1], rgb.shape[0]))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            continue
+        if cleaned is rgb:
+            cleaned = rgb.copy()
+        region = np.ascontiguousarray(cleaned[y0:y1, x0:x1])
+        cleaned[y0:y1, x0:x1] = cv2.fastNlMeansDenoisingColored(
+            region, None, float(strength), float(strength), _NLM_TEMPLATE, _NLM_SEARCH
+        )
+    return cleaned
 
 
 def _match_colour(face: np.ndarray, original: np.ndarray, weight: np.ndarray, mode: ColorMatch) -> np.ndarray:

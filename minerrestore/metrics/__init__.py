@@ -21,15 +21,22 @@ DEFAULT_LPIPS_NET = "alex"
 """LPIPS backbone used unless another is asked for (the paper's choice)."""
 DEFAULT_BATCH_SIZE = 8
 """Images per network batch when :func:`minerrestore.evaluate.evaluate` scores folders."""
+IDENTITY_NETWORKS = ("auto", "arcface", "mobilefacenet", "dlib")
+"""Networks the identity metric can use (see :mod:`minerrestore.metrics.identity`)."""
+DEFAULT_IDENTITY_NETWORK = "auto"
+"""ArcFace ResNet-18 (the papers' view) when ``arcface_resnet18.pth`` is present, else MobileFaceNet."""
 
 _EXPORTS = {
     "FeatureStatistics": "fid",
     "frechet_distance": "fid",
     "inception_features": "fid",
     "load_inception": "fid",
+    "DlibIdentity": "identity",
     "face_crops": "identity",
     "face_embeddings": "identity",
     "identity_similarity": "identity",
+    "load_identity_network": "identity",
+    "resolve_identity_network": "identity",
     "LPIPS": "lpips",
     "VGG16Features": "lpips",
     "load_lpips": "lpips",
@@ -48,4 +55,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_LPIPS_NET", "FULL_REFERENCE", "METRICS", *sorted(_EXPORTS)]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_IDENTITY_NETWORK",
+    "DEFAULT_LPIPS_NET",
+    "FULL_REFERENCE",
+    "IDENTITY_NETWORKS",
+    "METRICS",
+    *sorted(_EXPORTS),
+]

@@ -124,3 +124,22 @@ def test_identity_similarity_same_vs_different_people(shared_dir: Path, mobilefa
     assert other_person.max() < 0.5 and other_degrees.min() > 60
     assert face_crops(faces).shape == (4, 112, 112, 3)
     assert face_crops(faces, aligned=False).shape == (4, 112, 112, 3)
+
+
+def test_dlib_identity_same_vs_different_people(shared_dir: Path) -> None:
+    """dlib's descriptor distance (optional packages): 0 for the same image, small for a blurred copy."""
+    pytest.importorskip("dlib")
+    import importlib.util
+
+    if importlib.util.find_spec("face_recognition_models") is None:
+        pytest.skip("face_recognition_models is not installed")
+    from minerrestore.metrics.identity import DlibIdentity
+
+    dlib = DlibIdentity()
+    faces = _aligned_faces(shared_dir, 3)
+    np.testing.assert_allclose(dlib.distances(faces, faces), 0, atol=1e-6)
+    blurred = np.stack([cv2.GaussianBlur(face, (0, 0), 1.0) for face in faces])
+    same_person = dlib.distances(blurred, faces)
+    other_person = dlib.distances(faces, np.roll(faces, 1, axis=0))
+    assert same_person.max() < other_person.min()
+    assert dlib.distances(faces[0], faces[0]).shape == (1,)

@@ -1,0 +1,74 @@
+"""Helpers the benchmarks share: held-out validation portraits, seeded degradation, dlib identity.
+
+Imported by the scripts next to it (``from common import ...``; a script's own folder is on
+``sys.path`` when it runs as ``python benchmarks/<script>.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from minerrestore.data.degradation import apply_degradation
+from minerrestore.errors import UsageError
+from minerrestore.metrics.identity import DlibIdentity
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SIDE = 640
+WARM = [1.0, 0.85, 0.65]  # a warm cap lamp: gains of the cast stage
+
+CAMERA = {  # a pit camera: blur 1.5, 2x down, Gaussian noise 4, JPEG 75, warm lamp
+    "cast": {"gains": WARM},
+    "blur": {"kernel_size": 21, "sigma_x": 1.5, "sigma_y": 1.5, "theta": 0.0},
+    "downsample": {"factor": 2.0},
+    "noise": {"sigma": 4.0},
+    "jpeg": {"quality": 75},
+}
+
+
+def grid_row(exposure: float, gamma: float, shot: float, camera: bool = False) -> tuple[str, dict]:
+    """A low-light grid row: its label and degradation parameters (seeds added per image)."""
+    label = f"{exposure}, {gamma}, {shot}" + (" + blur 1.5, 2x down, noise 4, JPEG 75, warm" if camera else "")
+    lowlight = {"lowlight": {"exposure": exposure, "gamma": gamma, "shot": shot}}
+    return label, {**CAMERA, **lowlight} if camera else lowlight
+
+
+def validation_portraits(count: int) -> list[Path]:
+    """Congress portraits of held-out people (the last 88 names of faces/), sorted."""
+    held_out = sorted(p.name for p in (SHARED / "faces").iterdir())[-88:]
+    paths = [SHARED / "faces_hires" / "congress" / name for name in held_out]
+    return [p for p in paths if p.exists()][:count]
+
+
+def shrink(rgb: np.ndarray, side: int = SIDE) -> np.ndarray:
+    """Area-shrink so the longer side is ``side``."""
+    scale = side / max(rgb.shape[:2])
+    size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
+def degrade_seeded(rgb: np.ndarray, params: Mapping[str, Mapping[str, Any]], seed: int) -> np.ndarray:
+    """:func:`~minerrestore.data.degradation.apply_degradation` with per-image noise seeds.
+
+    The low-light sensor noise draws from ``seed`` and the Gaussian noise from ``seed + 1``.
+    """
+    staged = {stage: dict(values) for stage, values in params.items()}
+    if "lowlight" in staged:
+        staged["lowlight"]["seed"] = seed
+    if "noise" in staged:
+        staged["noise"]["seed"] = seed + 1
+    return apply_degradation(rgb, staged)
+
+
+def dlib_identity() -> DlibIdentity | None:
+    """The independent identity check (:class:`minerrestore.metrics.identity.DlibIdentity`), or
+    None (with a hint) when dlib is not installed (``pip install -e ".[bench]"``)."""
+    try:
+        return DlibIdentity()
+    except UsageError as exc:
+        print(f"dlib column skipped: {exc.hint}", flush=True)
+        return None

@@ -1,0 +1,252 @@
+"""Blind, per-face degradation estimate: how blurred, noisy, JPEG-damaged and dark a face is.
+
+Classical measurements on the face in the photo, a few milliseconds per face on a CPU, no
+network and no reference:
+
+* **blur**: the Gaussian-equivalent blur of the face's edges in pixels of a face aligned at
+  :data:`ANALYSIS_SIZE` (so it is relative to the face, whatever its size in the photo; a face
+  shot small, or enlarged from a small one, is blurred here). Measured by re-blurring (Zhuo &
+  Sim 2011): at an edge blurred by ``s``, blurring again by ``s0`` lowers the gradient by
+  ``sqrt(s^2 + s0^2) / s``; the median ratio over the face's strongest edges gives ``s``
+  (after a median filter, so grain and dust specks are not taken for sharp edges).
+* **noise**: the std (0-255) of white luminance noise at the photo's own resolution, measured
+  away from edges (Immerkaer's Laplacian-difference filter,
+  :func:`~minerrestore.lowlight.noise_sigma`); **crop_noise** the same on the network's aligned
+  face (noise that was enlarged with a small photo is smooth at full size, grain at this scale).
+* **jpeg**: blockiness, how much larger pixel steps are across the photo's 8x8 grid than
+  inside it (0 for none; heavy JPEG reaches 0.5 and more).
+* **luminance**: mean luminance (0-1) of the face in the frame it is cut from (a dark photo's
+  low-light enhancement, :mod:`minerrestore.lowlight`, has run by then: a face still dark after it
+  is restored by the network; measured, on faces it brightened, the enhanced face kept identity
+  better than the network's, dlib 0.390 against 0.401 on the `dark` level of `bench_severity.py`).
+* **scale**: pixels of the photo per pixel of the network's aligned face (above 1: the face is
+  larger than the network's output, so the photo may hold detail the network cannot), and
+  **size**, the network's crop side.
+
+From these, :meth:`DegradationEstimate.severity` (0 clean ... 1 severely degraded, at the
+network's own scale: the network's share with ``--fidelity auto``) and
+:meth:`DegradationEstimate.artefacts` (how much of the photo's own fine detail is noise, blocks
+or blur rather than signal: how hard the photo's face is denoised and sharpened before the
+detail-keeping paste, :func:`~minerrestore.face.paste.fuse_face`). Written for minerrestore (MIT).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import cv2
+import numpy as np
+
+from minerrestore.face.align import (
+    affine_scale,
+    compose_affine,
+    invert_affine,
+    pixel_scale_affine,
+    transformed_bounds,
+    warp_affine,
+)
+from minerrestore.lowlight import noise_sigma
+
+ANALYSIS_SIZE = 256
+"""Side of the aligned face the blur is measured on (blur is in its pixels)."""
+
+_MEDIAN = 5  # median filter before the blur measurement (grain and dust are not edges)
+_PRE_BLUR = 0.5  # its smoothing, analysis px
+_REBLUR_SIGMA = 1.5  # the re-blur of the blur measurement, analysis px
+_EDGE_SHARE = 0.05  # the strongest 5 % of gradients inside the face are its edges
+_NOISE_EDGE_SHARE = 0.5  # noise is measured on the flatter half of the face
+_JPEG_BLOCK = 8
+_INNER_FACE = (0.3, 0.38, 0.7, 0.8)  # left, top, right, bottom of the inner face, fractions of the aligned crop
+# Where each measurement starts to count as damage and where it is severe (network scale):
+_BLUR_RANGE = (1.5, 2.9)  # analysis px; a clean face measures 1.1-1.35 (its own soft edges)
+_NOISE_RANGE = (2.0, 10.0)  # std at the network's scale
+_JPEG_RANGE = (0.15, 0.8)
+_DARK_RANGE = (0.25, 0.08)  # luminance: 0.25 is not dark at all, 0.08 is very dark
+_DETAIL_NOISE_RANGE = (2.5, 12.0)  # native noise std over which the photo's fine detail is noise
+_DETAIL_BLUR_RANGE = (0.66, 1.03)  # blur in network px over which finer detail in the photo is not signal
+_DENOISE_FROM = 0.05  # artefact share under which the photo's face is left as it is
+_DENOISE_FULL_NOISE = 10.0  # native noise std denoised at full strength
+_DENOISE_H = (3.0, 15.0)  # non-local-means h from light to full strength
+_SHARPEN = 1.0  # unsharp amount at full severity
+_DENOISE_BLUR_RANGE = (0.91, 1.27)  # blur in network px over which the photo's finest detail is enlarged artefacts
+
+
+@dataclass(frozen=True)
+class DegradationEstimate:
+    """What :func:`estimate_degradation` measured on one face (see the module docstring)."""
+
+    blur: float
+    noise: float
+    crop_noise: float
+    jpeg: float
+    luminance: float
+    scale: float
+    size: int
+
+    @property
+    def severity(self) -> float:
+        """0 (clean at the network's scale) ... 1 (severely degraded): the share of the network's
+        face in ``--fidelity auto``. The damages combine as independent chances: ``1 - prod(1 - s)``."""
+        parts = (
+            _ramp(self.blur, *_BLUR_RANGE),
+            _ramp(self.crop_noise, *_NOISE_RANGE),
+            _ramp(self.jpeg, *_JPEG_RANGE),
+            _ramp(self.luminance, *_DARK_RANGE),
+        )
+        return float(1.0 - np.prod([1.0 - part for part in parts]))
+
+    @property
+    def artefacts(self) -> float:
+        """0 ... 1: how much of the photo's detail finer than the network's pixels is not signal:
+        0 for a clean face; more as noise and JPEG blocks make it up, and as the face is blurred
+        at the network's own scale (then nothing finer is real: what is there is artefacts)."""
+        noisy = _ramp(self.noise, *_DETAIL_NOISE_RANGE)
+        blocky = _ramp(self.jpeg, *_JPEG_RANGE)
+        blurred = _ramp(self.blur * self.size / ANALYSIS_SIZE, *_DETAIL_BLUR_RANGE)
+        return float(1.0 - (1.0 - noisy) * (1.0 - blocky) * (1.0 - blurred))
+
+    @property
+    def denoise(self) -> float:
+        """Non-local-means strength ``h`` for the photo's face before the paste (0: left as it is).
+
+        For noise, JPEG blocks, and a face so blurred at the network's scale that what is finer
+        is the enlarged blocks and grain of a small photo. Not for a mildly blurred face: its
+        remaining texture is identity (measured on the ``moderate`` level of
+        ``benchmarks/bench_severity.py``: denoising it moved the dlib distance from 0.14 to 0.16)."""
+        blurred = _ramp(self.blur * self.size / ANALYSIS_SIZE, *_DENOISE_BLUR_RANGE)
+        amount = max(_ramp(self.noise, *_DETAIL_NOISE_RANGE), _ramp(self.jpeg, *_JPEG_RANGE), blurred)
+        if amount < _DENOISE_FROM:
+            return 0.0
+        amount = max(amount, min(self.noise / _DENOISE_FULL_NOISE, 1.0))
+        return _DENOISE_H[0] + (_DENOISE_H[1] - _DENOISE_H[0]) * amount
+
+    @property
+    def sharpen(self) -> float:
+        """Unsharp-mask amount for the pasted face at the network's pixel scale (0: none)."""
+        amount = max(self.severity, self.artefacts)
+        return _SHARPEN * amount if amount >= _DENOISE_FROM else 0.0
+
+    def bounded(self) -> DegradationEstimate:
+        """The same estimate with blur, noise and blockiness capped where every setting derived
+        from them is already at its limit (the settings are unchanged): what is averaged over a
+        video's frames, where one flat frame's blur of :data:`ANALYSIS_SIZE` would otherwise
+        hold the face at full severity for many frames."""
+        crop_px = ANALYSIS_SIZE / self.size
+        blur = max(_BLUR_RANGE[1], _DETAIL_BLUR_RANGE[1] * crop_px, _DENOISE_BLUR_RANGE[1] * crop_px)
+        return replace(
+            self,
+            blur=min(self.blur, blur),
+            noise=min(self.noise, max(_DETAIL_NOISE_RANGE[1], _DENOISE_FULL_NOISE)),
+            crop_noise=min(self.crop_noise, _NOISE_RANGE[1]),
+            jpeg=min(self.jpeg, _JPEG_RANGE[1]),
+        )
+
+    def to_dict(self) -> dict[str, float | int]:
+        """JSON-ready: the measurements, severity, artefacts, denoise and sharpen, rounded."""
+        derived = {"severity": self.severity, "artefacts": self.artefacts, "denoise": self.denoise}
+        values = {**asdict(self), **derived, "sharpen": self.sharpen}
+        return {key: value if key == "size" else round(float(value), 4) for key, value in values.items()}
+
+
+def _ramp(value: float, start: float, end: float) -> float:
+    """Smoothstep from 0 at ``start`` to 1 at ``end`` (``end`` may be below ``start``)."""
+    t = float(np.clip((value - start) / (end - start), 0.0, 1.0))
+    return t * t * (3.0 - 2.0 * t)
+
+
+def estimate_degradation(rgb: np.ndarray, affine: np.ndarray, size: int) -> DegradationEstimate:
+    """Measure how degraded the face at ``affine`` of a photo is.
+
+    Args:
+        rgb: HxWx3 uint8 RGB photo (the frame the face is cut from).
+        affine: (2, 3) image -> crop transform of the face, for a crop of ``size``.
+        size: side of the network's aligned crop.
+
+    Returns:
+        The :class:`DegradationEstimate`.
+    """
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    scale = 1.0 / affine_scale(affine)
+    x0, y0, x1, y1 = _face_region(affine, size, grey.shape)
+    region = grey[y0:y1, x0:x1]
+    if region.size < 64:
+        return DegradationEstimate(blur=0.0, noise=0.0, crop_noise=0.0, jpeg=0.0, luminance=0.0, scale=scale, size=size)
+    to_analysis = compose_affine(pixel_scale_affine(ANALYSIS_SIZE / size, ANALYSIS_SIZE / size), affine)
+    analysis = warp_affine(grey, to_analysis, (ANALYSIS_SIZE, ANALYSIS_SIZE), border_mode=cv2.BORDER_REPLICATE)
+    crop = warp_affine(grey, affine, (size, size), border_mode=cv2.BORDER_REPLICATE)
+    left, top, right, bottom = (round(v * size) for v in _INNER_FACE)
+    return DegradationEstimate(
+        blur=edge_blur(analysis, _inner_mask(ANALYSIS_SIZE)),
+        noise=flat_noise(region),
+        crop_noise=flat_noise(crop[top:bottom, left:right]),
+        jpeg=blockiness(region, x0, y0),
+        luminance=float(region.mean()) / 255.0,
+        scale=scale,
+        size=size,
+    )
+
+
+def _face_region(affine: np.ndarray, size: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The photo's box (x0, y0, x1, y1) around the inner face (brows to mouth, cheek to cheek)."""
+    left, top, right, bottom = (v * size for v in _INNER_FACE)
+    to_image = compose_affine(invert_affine(affine), np.array([[1.0, 0.0, left], [0.0, 1.0, top]]))
+    low, high = transformed_bounds(to_image, (round(right - left), round(bottom - top)))
+    x0, y0 = np.maximum(np.floor(low).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(high).astype(int), (shape[1], shape[0]))
+    return int(x0), int(y0), int(max(x1, x0)), int(max(y1, y0))
+
+
+def _inner_mask(size: int) -> np.ndarray:
+    """Where the inner face lies in an aligned crop of ``size`` (bool)."""
+    left, top, right, bottom = (round(v * size) for v in _INNER_FACE)
+    mask = np.zeros((size, size), dtype=bool)
+    mask[top:bottom, left:right] = True
+    return mask
+
+
+def _gradient(grey: np.ndarray) -> np.ndarray:
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
+    return np.sqrt(gx * gx + gy * gy)
+
+
+def edge_blur(grey: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Gaussian-equivalent blur (px) of the strongest edges of a float32 grey image (re-blur ratio).
+
+    A 5x5 median filter first removes what is not an edge of the face but would pass for a
+    sharp one (grain, dust specks); the small smoothing after it is taken out in quadrature.
+    """
+    grey = cv2.GaussianBlur(cv2.medianBlur(grey, _MEDIAN), (0, 0), _PRE_BLUR)
+    gradient = _gradient(grey)
+    reblurred = _gradient(cv2.GaussianBlur(grey, (0, 0), _REBLUR_SIGMA))
+    inside = gradient[mask] if mask is not None else gradient.ravel()
+    threshold = np.quantile(inside, 1.0 - _EDGE_SHARE)
+    edges = (gradient >= threshold) & (mask if mask is not None else True)
+    if threshold <= 1e-3 or not edges.any():
+        return float(ANALYSIS_SIZE)  # a flat face: nothing sharp at all
+    ratio = float(np.median(gradient[edges] / np.maximum(reblurred[edges], 1e-3)))
+    sigma = _REBLUR_SIGMA / np.sqrt(max(ratio * ratio - 1.0, 1e-4))
+    return float(np.sqrt(max(sigma * sigma - _PRE_BLUR * _PRE_BLUR, 0.0)))
+
+
+def flat_noise(grey: np.ndarray) -> float:
+    """Std (0-255) of white noise in a float grey image, over its flatter half (edges excluded)."""
+    gradient = _gradient(cv2.GaussianBlur(grey, (0, 0), 1.0))
+    flat = gradient <= np.quantile(gradient, _NOISE_EDGE_SHARE)
+    return noise_sigma(grey, flat)
+
+
+def blockiness(grey: np.ndarray, x0: int = 0, y0: int = 0) -> float:
+    """How much larger steps are across the 8x8 JPEG grid than inside it (0: no blocks).
+
+    ``x0, y0`` is where ``grey`` lies in the photo, so the grid is the photo's own.
+    """
+    steps_x = np.abs(np.diff(grey, axis=1)).mean(axis=0)  # step between column j and j+1
+    steps_y = np.abs(np.diff(grey, axis=0)).mean(axis=1)
+    ratios = []
+    for steps, origin in ((steps_x, x0), (steps_y, y0)):
+        if steps.size < 2 * _JPEG_BLOCK:
+            continue
+        across = (np.arange(steps.size) + origin) % _JPEG_BLOCK == _JPEG_BLOCK - 1
+        ratios.append(steps[across].mean() / max(float(steps[~across].mean()), 1e-3) - 1.0)
+    return float(max(np.mean(ratios), 0.0)) if ratios else 0.0
