@@ -22,7 +22,7 @@ file is present, else MobileFaceNet):
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,10 +117,7 @@ def face_embeddings(crops: np.ndarray, model: MobileFaceNet) -> torch.Tensor:
     Returns:
         N x 128 float tensor on the model's device.
     """
-    device = next(model.parameters()).device
-    batch = as_nchw(crops, device).to(torch.float32) / 127.5 - 1
-    with torch.inference_mode():
-        return torch.nn.functional.normalize(model(batch), dim=1)
+    return _unit_embeddings(crops, model)
 
 
 def arcface_embeddings(images: np.ndarray, model: ResNetArcFace) -> torch.Tensor:
@@ -133,10 +130,17 @@ def arcface_embeddings(images: np.ndarray, model: ResNetArcFace) -> torch.Tensor
     Returns:
         N x 512 float tensor on the model's device.
     """
+    return _unit_embeddings(images, model, arcface_input)
+
+
+def _unit_embeddings(
+    images: np.ndarray, model: torch.nn.Module, prepare: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> torch.Tensor:
+    """Unit-length embeddings of N x H x W x 3 uint8 RGB images scaled to [-1, 1] (then ``prepare``d)."""
     device = next(model.parameters()).device
     batch = as_nchw(images, device).to(torch.float32) / 127.5 - 1
     with torch.inference_mode():
-        return torch.nn.functional.normalize(model(arcface_input(batch)), dim=1)
+        return torch.nn.functional.normalize(model(batch if prepare is None else prepare(batch)), dim=1)
 
 
 def _batched(restored: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
