@@ -69,9 +69,14 @@ def mean_luminance(rgb: np.ndarray) -> float:
     return float(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).mean()) / 255.0
 
 
-def is_dark(rgb: np.ndarray) -> bool:
-    """Whether ``low_light="auto"`` enhances this HxWx3 uint8 RGB frame."""
-    return mean_luminance(rgb) < DARK_MEAN
+def is_dark(rgb: np.ndarray, steady: LowLightSteady | None = None) -> bool:
+    """Whether ``low_light="auto"`` enhances this HxWx3 uint8 RGB frame; with ``steady``, decided
+    on its ``"luminance"`` (a video: averaged over frames, so a clip near the threshold does not
+    switch the enhancement on and off from frame to frame)."""
+    luminance = mean_luminance(rgb)
+    if steady is not None:
+        luminance = float(steady("luminance", np.array([luminance]))[0])
+    return luminance < DARK_MEAN
 
 
 def noise_sigma(grey: np.ndarray, where: np.ndarray | None = None) -> float:
@@ -159,8 +164,9 @@ def grey_world_gains(rgb: np.ndarray) -> np.ndarray:
 
 LowLightSteady = Callable[[str, np.ndarray], np.ndarray]
 """Called by :func:`enhance_low_light` with each parameter it estimated (``"tone"``: (gain, gamma);
-``"colour_gains"``: the 3 channel gains), returning the one to apply instead (a video: the values
-averaged over its frames, so the exposure does not pump)."""
+``"colour_gains"``: the 3 channel gains), and by :func:`is_dark` with the frame's ``"luminance"``,
+returning the one to use instead (a video: the values averaged over its frames, so the exposure
+does not pump and the enhancement does not switch on and off)."""
 
 
 def enhance_low_light(rgb: np.ndarray, steady: LowLightSteady | None = None) -> tuple[np.ndarray, dict[str, Any]]:

@@ -364,7 +364,7 @@ class Restorer:
     ) -> tuple[np.ndarray, dict[str, Any] | None]:
         """The frame to paste into: ``rgb``, or its low-light enhancement and parameters."""
         clock = time.perf_counter()
-        if self.aligned or self.low_light == "off" or (self.low_light == "auto" and not is_dark(rgb)):
+        if self.aligned or self.low_light == "off" or (self.low_light == "auto" and not is_dark(rgb, steady)):
             return rgb, None
         enhanced, params = enhance_low_light(rgb, steady)
         timings["enhance"] = time.perf_counter() - clock

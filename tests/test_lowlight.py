@@ -139,3 +139,13 @@ def test_report_lists_images_without_faces_and_skipped_entries(
     err = capsys.readouterr().err
     assert f"no face found (nothing restored): {folder / 'b_empty.png'}" in err
     assert f"skipped (not an image or video): {folder / 'notes.txt'}" in err
+
+
+def test_a_steady_video_does_not_switch_the_enhancement_on_and_off() -> None:
+    from minerrestore.lowlight import is_dark
+    from minerrestore.video import SettingsSmoother
+
+    frames = [np.full((8, 8, 3), value, np.uint8) for value in (31, 61) * 10]  # luminance 0.12 and 0.24 in turn
+    assert [is_dark(frame) for frame in frames[:4]] == [True, False, True, False]  # per frame: flips
+    smoother = SettingsSmoother()
+    assert all(is_dark(frame, smoother.low_light) for frame in frames)  # their average, 0.18, is dark
