@@ -13,9 +13,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from minerrestore.data.datasets import split_folders
 from minerrestore.data.degradation import apply_degradation
 from minerrestore.errors import UsageError
+from minerrestore.io import list_images
 from minerrestore.metrics.identity import DlibIdentity
+from minerrestore.train.config import load_config
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SIDE = 640
@@ -38,10 +41,18 @@ def grid_row(exposure: float, gamma: float, shot: float, camera: bool = False) -
 
 
 def validation_portraits(count: int) -> list[Path]:
-    """Congress portraits of held-out people (the last 88 names of faces/), sorted."""
-    held_out = sorted(p.name for p in (SHARED / "faces").iterdir())[-88:]
-    paths = [SHARED / "faces_hires" / "congress" / name for name in held_out]
-    return [p for p in paths if p.exists()][:count]
+    """Congress portraits of held-out people of faces/ (the last 88 names), sorted.
+
+    The people are those the training split holds out (``data.split: identity`` of the
+    ``default256`` config, :func:`minerrestore.data.datasets.split_folders`). The congress
+    people it holds out by hash (not in faces/) are left out, so the benchmarks keep their
+    37 portraits.
+    """
+    faces, hires = SHARED / "faces", SHARED / "faces_hires"
+    folders = [(faces, list_images(faces, recursive=True)), (hires, list_images(hires, recursive=True))]
+    _, (_, held_out) = split_folders(folders, "identity", load_config("default256").data.val_fraction)
+    in_faces = {path.stem for path in folders[0][1]}
+    return [p for p in held_out if p.parent.name == "congress" and p.stem in in_faces][:count]
 
 
 def shrink(rgb: np.ndarray, side: int = SIDE) -> np.ndarray:

@@ -17,7 +17,10 @@ def train_command(
         typer.Option(
             "--config",
             "-c",
-            help="YAML config file, or a shipped config: tiny, default128, paper512, paper512_a ... paper512_g.",
+            help=(
+                "YAML config file, or a shipped config: tiny, default128, default256 (not trained yet), "
+                "paper512, paper512_a ... paper512_g."
+            ),
         ),
     ],
     overrides: Annotated[

@@ -41,9 +41,8 @@ ignored, as in the folder commands.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -56,6 +55,7 @@ from minerrestore import losses as L
 from minerrestore.data.degradation import DegradationSettings, apply_degradation_at_scale, prepare_gt, sample_params
 from minerrestore.data.folders import image_seed, relative_name
 from minerrestore.data.presets import Preset, load_preset
+from minerrestore.data.split import folder_identities, held_out_identities, split_names
 from minerrestore.errors import ConfigError, UsageError
 from minerrestore.io import IMAGE_SUFFIXES, atomic_write_text, list_images, read_image, write_image
 
@@ -393,8 +393,8 @@ class DataPlan:
     """The faces a run trains and validates on, and what was skipped.
 
     Attributes:
-        train: training faces, sorted by name.
-        val: validation faces, sorted by name.
+        train: training faces, sorted by name (folder by folder when there are several).
+        val: validation faces, sorted likewise.
         skipped: ``name: reason`` of images left out (no face found, unreadable).
         source: where the faces came from (for the log).
     """
@@ -411,14 +411,6 @@ def _template_landmarks(size: int) -> tuple[tuple[float, float], ...]:
     return tuple((float(x), float(y)) for x, y in template_for(size))
 
 
-def split_names(paths: list[Path], val_fraction: float) -> tuple[list[Path], list[Path]]:
-    """Sorted-name split: the last ``val_fraction`` (at least one when asked) goes to validation."""
-    if val_fraction <= 0 or len(paths) < 2:
-        return paths, []
-    count = min(len(paths) - 1, max(1, math.ceil(len(paths) * val_fraction)))
-    return paths[:-count], paths[-count:]
-
-
 def _aligned_items(root: Path, paths: Sequence[Path], size: int) -> list[FaceItem]:
     """Faces that already are FFHQ-aligned: their landmarks are the template's."""
     template = _template_landmarks(size)
@@ -430,8 +422,13 @@ def _paired_folders(root: Path) -> tuple[Path, Path] | None:
     return (gt, lq) if gt.is_dir() and lq.is_dir() else None
 
 
+def _image_root(root: Path) -> Path:
+    """Where a data folder's images are: its ``gt/`` for a paired folder, else the folder."""
+    return root / "gt" if _paired_folders(root) else root
+
+
 def _list_faces(folder: str, key: str) -> tuple[Path, list[Path]]:
-    """The images of a data folder (of its ``gt/`` for a paired folder), sorted.
+    """The images of a data folder and its sub-folders (of its ``gt/`` for a paired folder), sorted.
 
     Raises:
         UsageError: the folder is missing or holds no image.
@@ -439,7 +436,7 @@ def _list_faces(folder: str, key: str) -> tuple[Path, list[Path]]:
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise UsageError(f"{key}: {root} is not a folder", hint=f"set {key}=/path/to/faces")
-    paths = list_images(root / "gt" if _paired_folders(root) else root)
+    paths = list_images(_image_root(root), recursive=True)
     if not paths:
         raise UsageError(f"{key}: no images in {root}", hint=f"image files end in {', '.join(IMAGE_SUFFIXES)}")
     return root, paths
@@ -476,7 +473,7 @@ def _paired_items(root: Path, paths: Sequence[Path], size: int) -> list[FaceItem
     return items
 
 
-def _align_one(path: Path, out_dir: Path, size: int, detector: str) -> dict[str, Any]:
+def _align_one(path: Path, root: Path, out_dir: Path, size: int, detector: str) -> dict[str, Any]:
     """Detect the largest face of ``path``, align it onto the FFHQ template, save the crop (run_batch worker)."""
     from minerrestore.face import detect_faces, estimate_affine, get_largest_face, warp_face
 
@@ -487,10 +484,12 @@ def _align_one(path: Path, out_dir: Path, size: int, detector: str) -> dict[str,
     face = get_largest_face(faces)
     affine = estimate_affine(face.landmarks, size)
     crop = warp_face(rgb, affine, size)
-    out = out_dir / f"{path.name}.png"
+    crop_name = f"{path.relative_to(root).as_posix()}.png"  # sub-folders mirrored
+    out = out_dir / crop_name
+    out.parent.mkdir(parents=True, exist_ok=True)
     write_image(out, crop, protect=[path])
     points = np.asarray(face.landmarks, dtype=np.float64) @ affine[:, :2].T + affine[:, 2]
-    return {"crop": out.name, "landmarks": np.round(points, 3).tolist()}
+    return {"crop": crop_name, "landmarks": np.round(points, 3).tolist()}
 
 
 def _align_folder(
@@ -509,7 +508,7 @@ def _align_folder(
                 hint="start a new run (another train.out_dir) when the data changed",
             )
     else:
-        process = partial(_align_one, out_dir=cache, size=size, detector=detector)
+        process = partial(_align_one, root=root, out_dir=cache, size=size, detector=detector)
         description = f"aligning faces ({cache.name})"
         report = run_batch(list(paths), process, workers=workers, description=description, quiet=quiet)
         entries = {}
@@ -542,14 +541,73 @@ def check_data_folders(config: Config) -> None:
             hint="give the out_dir folder of minerrestore degrade (or its train/ or test/)",
             settings=("out_dir",),
         )
-    for key in ("paired_dir", "train_dir", "val_dir"):
-        folder = getattr(data, key)
-        if folder is not None and not (key == "train_dir" and data.paired_dir is not None):
-            _list_faces(folder, f"data.{key}")
+    folders = [("data.paired_dir", data.paired_dir)] if data.paired_dir is not None else []
+    if data.paired_dir is None:
+        folders += [("data.train_dir", folder) for folder in data.train_folders]
+    folders += [("data.val_dir", data.val_dir)] if data.val_dir is not None else []
+    for key, folder in folders:
+        _list_faces(folder, key)
+    if data.paired_dir is None:
+        _folder_prefixes([Path(folder).expanduser() for folder in data.train_folders])
+
+
+def _folder_prefixes(roots: Sequence[Path]) -> list[str]:
+    """Name prefixes that keep the faces of several folders apart: none for one folder, else ``NAME/``.
+
+    Raises:
+        ConfigError: two folders of ``data.train_dir`` have the same name.
+    """
+    if len(roots) < 2:
+        return [""] * len(roots)
+    names = [root.resolve().name for root in roots]
+    twins = sorted({name for name in names if names.count(name) > 1})
+    if twins:
+        raise ConfigError(
+            f"data.train_dir: several folders are named {twins[0]}",
+            hint="faces are named after their folder: give each folder of data.train_dir its own name",
+        )
+    return [f"{name}/" for name in names]
+
+
+def _round_robin(sizes: Sequence[int], budget: int | None) -> list[int]:
+    """How many of each list to take so that ``budget`` items are taken in turn from each (all when None)."""
+    if budget is None or budget >= sum(sizes):
+        return list(sizes)
+    counts = [0] * len(sizes)
+    while budget > 0:
+        for i, size in enumerate(sizes):
+            if budget > 0 and counts[i] < size:
+                counts[i] += 1
+                budget -= 1
+    return counts
+
+
+def split_folders(
+    folders: Sequence[tuple[Path, Sequence[Path]]], split: str, fraction: float, key: str = "data.train_dir"
+) -> list[tuple[list[Path], list[Path]]]:
+    """(training, validation) images of each ``(root, sorted images)`` folder.
+
+    ``split="names"``: the last ``fraction`` of each folder's sorted names (:func:`split_names`);
+    ``"identity"``: the images of the people :func:`~minerrestore.data.split.held_out_identities`
+    holds out, in every folder (identities from :func:`~minerrestore.data.split.folder_identities`).
+    """
+    if split == "names":
+        return [split_names(paths, fraction) for _, paths in folders]
+    identities = [folder_identities(_image_root(root), paths, key) for root, paths in folders]
+    held = held_out_identities(identities, fraction)
+    result = []
+    for (_, paths), names in zip(folders, identities, strict=True):
+        pairs = list(zip(paths, names, strict=True))
+        result.append(([p for p, n in pairs if n not in held], [p for p, n in pairs if n in held]))
+    return result
 
 
 def plan_data(config: Config, layout: RunLayout, quiet: bool = False) -> DataPlan:
     """Find the training and validation faces; align them once into the run folder when needed.
+
+    Several training folders are split together (``data.split``), their faces named
+    ``FOLDER/relative/path`` and aligned into ``aligned/{train,val}/FOLDER``; ``data.max_images``
+    and ``log.val_images`` take faces from each folder in turn.
 
     Raises:
         UsageError: a data folder is missing or empty, or no usable face is left.
@@ -557,20 +615,34 @@ def plan_data(config: Config, layout: RunLayout, quiet: bool = False) -> DataPla
     data = config.data
     check_data_folders(config)
     key = "data.paired_dir" if data.paired_dir is not None else "data.train_dir"
-    root, paths = _list_faces(str(data.paired_dir or data.train_dir), key)
-    train_paths, val_paths = split_names(paths, 0.0 if data.val_dir else data.val_fraction)
-    train_paths = train_paths[: data.max_images] if data.max_images is not None else train_paths
+    names = [data.paired_dir] if data.paired_dir is not None else list(data.train_folders)
+    folders = [_list_faces(str(name), key) for name in names]
+    roots = [root for root, _ in folders]
+    prefixes = _folder_prefixes(roots)
+    splits = split_folders(folders, data.split, 0.0 if data.val_dir else data.val_fraction, key)
     if data.paired_dir is None:
-        source = f"{'aligned ' if data.aligned else ''}faces in {root}, degraded with {', '.join(data.presets)}"
+        where = ", ".join(map(str, roots))
+        source = f"{'aligned ' if data.aligned else ''}faces in {where}, degraded with {', '.join(data.presets)}"
         if data.degrade_scales != (1,):
             source += f" at scales {', '.join(map(str, data.degrade_scales))}"
     else:
-        source = f"pairs (gt/, lq/) in {root}"
-    train, skipped = _items(root, train_paths, config, layout.aligned / "train", quiet)
-    val, skipped_val = _items(root, val_paths[: config.log.val_images], config, layout.aligned / "val", quiet)
+        source = f"pairs (gt/, lq/) in {roots[0]}"
     if data.val_dir is not None:
         val_root, val_paths = _list_faces(data.val_dir, "data.val_dir")
-        val, skipped_val = _items(val_root, val_paths[: config.log.val_images], config, layout.aligned / "val", quiet)
+        val_folders = [(val_root, val_paths, "")]
+    else:
+        val_folders = [(root, val, prefix) for root, (_, val), prefix in zip(roots, splits, prefixes, strict=True)]
+    train_counts = _round_robin([len(train) for train, _ in splits], data.max_images)
+    val_counts = _round_robin([len(paths) for _, paths, _ in val_folders], config.log.val_images)
+    train, skipped, val, skipped_val = [], [], [], []
+    for root, (paths, _), prefix, count in zip(roots, splits, prefixes, train_counts, strict=True):
+        items, lines = _items(root, paths[:count], config, layout.aligned / "train" / prefix, quiet)
+        train += [replace(item, name=prefix + item.name) for item in items]
+        skipped += [prefix + line for line in lines]
+    for (root, paths, prefix), count in zip(val_folders, val_counts, strict=True):
+        items, lines = _items(root, paths[:count], config, layout.aligned / "val" / prefix, quiet)
+        val += [replace(item, name=prefix + item.name) for item in items]
+        skipped_val += [prefix + line for line in lines]
     if not train:
         raise UsageError(f"no usable training face ({source}; {len(skipped)} skipped)", hint="check the data folder")
     return DataPlan(tuple(train), tuple(val), tuple(skipped + skipped_val), source)
@@ -601,6 +673,7 @@ __all__ = [
     "PairedFaceDataset",
     "check_data_folders",
     "plan_data",
+    "split_folders",
     "split_names",
     "to_tensor",
 ]

@@ -30,6 +30,7 @@ EMA_DECAY_GFPGAN = 0.5 ** (32 / 10000)
 PerceptualBackbone = Literal["auto", "vgg19", "vgg16_lpips"]
 IdentityNetwork = Literal["auto", "arcface", "mobilefacenet", "none"]
 IdentityDistance = Literal["l1", "cosine"]
+DataSplit = Literal["names", "identity"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class DataConfig:
     """Where the training faces come from and how they are degraded.
 
     Attributes:
-        train_dir: folder of high-quality faces (one face per image), degraded on the fly.
+        train_dir: folder of high-quality faces (one face per image), degraded on the fly, or a
+            list of such folders; sub-folders are included.
         aligned: the faces already are FFHQ-aligned square crops; otherwise each is aligned
             once with the detector and the FFHQ template (cached in the run folder).
         presets: degradation presets (built-in names or YAML files), one drawn per sample.
@@ -47,8 +49,13 @@ class DataConfig:
         paired_dir: a folder written by ``minerrestore degrade`` (``gt/`` and ``lq/``); used
             instead of ``train_dir`` and on-the-fly degradation.
         val_dir: validation faces (or a paired ``gt/``+``lq/`` folder), held apart; when unset,
-            the last ``val_fraction`` of the sorted training names.
-        val_fraction: share of sorted names held out when ``val_dir`` is unset.
+            ``val_fraction`` of the training faces is held out as ``split`` says.
+        val_fraction: share held out when ``val_dir`` is unset.
+        split: ``names``: the last ``val_fraction`` of each folder's sorted names; ``identity``:
+            people held out across all folders (:func:`minerrestore.data.split.held_out_identities`:
+            the last ``val_fraction`` of the first folder's sorted identities, and a stable-hash
+            share of the other people), identities read from a folder's ``manifest.csv`` or the
+            file stems.
         max_images: use only the first N training faces (quick experiments); null = all.
         hflip: random horizontal flip of training pairs.
         batch_size: total batch over all processes (paper: 12).
@@ -56,18 +63,26 @@ class DataConfig:
         detector: face detector used for alignment (see ``minerrestore.face.DETECTORS``).
     """
 
-    train_dir: str | None = None
+    train_dir: str | tuple[str, ...] | None = None
     aligned: bool = False
     presets: tuple[str, ...] = ("paper",)
     degrade_scales: tuple[int, ...] = (1,)
     paired_dir: str | None = None
     val_dir: str | None = None
     val_fraction: float = 0.1
+    split: DataSplit = "names"
     max_images: int | None = None
     hflip: bool = True
     batch_size: int = 12
     num_workers: int = 4
     detector: str = "yunet"
+
+    @property
+    def train_folders(self) -> tuple[str, ...]:
+        """``train_dir`` as a tuple of folders (empty when unset)."""
+        if self.train_dir is None:
+            return ()
+        return (self.train_dir,) if isinstance(self.train_dir, str) else self.train_dir
 
 
 @dataclass(frozen=True)
@@ -301,6 +316,7 @@ def validate(config: Config) -> None:
     checks = [
         ("data.batch_size", data.batch_size >= 1, "must be at least 1"),
         ("data.num_workers", data.num_workers >= 0, "must be 0 or more"),
+        ("data.train_dir", data.train_dir != (), "needs at least one folder (or null)"),
         ("data.val_fraction", 0.0 <= data.val_fraction < 1.0, "must be in [0, 1)"),
         ("data.max_images", data.max_images is None or data.max_images >= 1, "must be at least 1 or null"),
         ("data.presets", len(data.presets) >= 1, "needs at least one preset"),

@@ -186,7 +186,9 @@ def _absolute_paths(config: Config) -> Config:
     for key in ("data.train_dir", "data.paired_dir", "data.val_dir", "train.out_dir"):
         section, name = key.split(".")
         value = getattr(getattr(config, section), name)
-        if value is not None:
+        if isinstance(value, tuple):  # data.train_dir: several folders
+            changes.append(f"{key}={json.dumps([str(Path(v).expanduser().resolve()) for v in value])}")
+        elif value is not None:
             changes.append(f"{key}={json.dumps(str(Path(value).expanduser().resolve()))}")
     return replace(config, changes) if changes else config
 
