@@ -334,7 +334,8 @@ class Restorer:
         base, low_light = self._enhance(rgb, timings, steady_low_light)
         aligned, positions = self._align(rgb, base, size, timings, faces)
         clock = time.perf_counter()
-        estimates = [estimate_degradation(base, item.affine, size) for item in aligned]
+        original = None if low_light is None else rgb
+        estimates = [estimate_degradation(base, item.affine, size, original) for item in aligned]
         if steady_estimate is not None:
             estimates = [steady_estimate(p, e) for p, e in zip(positions, estimates, strict=True)]
         strengths = [self.strength(estimate) for estimate in estimates]

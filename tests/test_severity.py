@@ -153,3 +153,14 @@ def test_a_bounded_estimate_keeps_every_setting() -> None:
         assert bounded.blur <= max(estimate.blur, 1.27 * 256 / 64)
         for name in ("severity", "artefacts", "denoise", "sharpen"):
             assert getattr(bounded, name) == pytest.approx(getattr(estimate, name), abs=1e-9)
+
+
+@needs_photo
+def test_a_face_lifted_from_the_dark_is_denoised_and_partly_restored(photo: tuple[np.ndarray, np.ndarray]) -> None:
+    rgb, affine = photo
+    plain = estimate_degradation(rgb, affine, 128)
+    dark = (rgb // 8).astype(np.uint8)  # the photo as it was before an enhancement brightened it 8x
+    lifted = estimate_degradation(rgb, affine, 128, original=dark)
+    assert plain.lift == 1.0 and lifted.lift > 6.0
+    assert lifted.denoise > 0.0 and 0.4 < lifted.severity < plain.severity + 0.6
+    assert lifted.bounded().lift <= 6.0 and lifted.bounded().severity == lifted.severity
