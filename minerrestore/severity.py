@@ -181,8 +181,10 @@ def estimate_degradation(
     Returns:
         The :class:`DegradationEstimate`.
     """
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
     scale = 1.0 / affine_scale(affine)
+    wx0, wy0, wx1, wy1 = _window(affine, size, rgb.shape)  # only the face's part of the photo is read
+    grey = cv2.cvtColor(rgb[wy0:wy1, wx0:wx1], cv2.COLOR_RGB2GRAY).astype(np.float32)
+    affine = compose_affine(affine, np.array([[1.0, 0.0, wx0], [0.0, 1.0, wy0]]))  # window -> crop
     x0, y0, x1, y1 = _face_region(affine, size, grey.shape)
     region = grey[y0:y1, x0:x1]
     if region.size < 64:
@@ -194,18 +196,30 @@ def estimate_degradation(
     luminance = float(region.mean()) / 255.0
     lift = 1.0
     if original is not None:
-        dark = cv2.cvtColor(original[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).mean() / 255.0
+        dark = cv2.cvtColor(original[wy0 + y0 : wy0 + y1, wx0 + x0 : wx0 + x1], cv2.COLOR_RGB2GRAY).mean() / 255.0
         lift = luminance / max(float(dark), 1.0 / 255.0)
     return DegradationEstimate(
         blur=edge_blur(analysis, _inner_mask(ANALYSIS_SIZE)),
         noise=flat_noise(region),
         crop_noise=flat_noise(crop[top:bottom, left:right]),
-        jpeg=blockiness(region, x0, y0),
+        jpeg=blockiness(region, wx0 + x0, wy0 + y0),
         luminance=luminance,
         scale=scale,
         size=size,
         lift=lift,
     )
+
+
+def _window(affine: np.ndarray, size: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The photo's box (x0, y0, x1, y1) the crop of ``size`` (and its :data:`ANALYSIS_SIZE` copy)
+    covers, with the margin that :func:`~minerrestore.face.align.warp_affine` reads around it when
+    it area-shrinks first."""
+    smallest_scale = affine_scale(affine) * min(1.0, ANALYSIS_SIZE / size)
+    margin = int(np.ceil(2.0 / min(smallest_scale, 1.0))) + 2
+    low, high = transformed_bounds(invert_affine(affine), (size, size))
+    x0, y0 = np.maximum(np.floor(low).astype(int) - margin, 0)
+    x1, y1 = np.minimum(np.ceil(high).astype(int) + margin, (shape[1], shape[0]))
+    return int(x0), int(y0), int(max(x1, x0 + 1)), int(max(y1, y0 + 1))
 
 
 def _face_region(affine: np.ndarray, size: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
