@@ -1,4 +1,4 @@
-"""Helpers the benchmarks share: held-out validation portraits, seeded degradation, dlib identity.
+"""Helpers the benchmarks share: held-out validation photos, seeded degradation, dlib identity, HF ratio.
 
 Imported by the scripts next to it (``from common import ...``; a script's own folder is on
 ``sys.path`` when it runs as ``python benchmarks/<script>.py``).
@@ -40,19 +40,39 @@ def grid_row(exposure: float, gamma: float, shot: float, camera: bool = False) -
     return label, {**CAMERA, **lowlight} if camera else lowlight
 
 
-def validation_portraits(count: int) -> list[Path]:
-    """Congress portraits of held-out people of faces/ (the last 88 names), sorted.
+def _held_out_people() -> tuple[list[Path], list[Path], list[Path]]:
+    """The photos of faces/, those of faces_hires/ (both recursive, sorted) and the held-out ones of both.
 
-    The people are those the training split holds out (``data.split: identity`` of the
-    ``default256`` config, :func:`minerrestore.data.datasets.split_folders`). The congress
-    people it holds out by hash (not in faces/) are left out, so the benchmarks keep their
-    37 portraits.
+    The held-out people are those the training split holds out (``data.split: identity`` of the
+    ``default256`` config, :func:`minerrestore.data.datasets.split_folders`, faces/ first).
     """
     faces, hires = SHARED / "faces", SHARED / "faces_hires"
     folders = [(faces, list_images(faces, recursive=True)), (hires, list_images(hires, recursive=True))]
-    _, (_, held_out) = split_folders(folders, "identity", load_config("default256").data.val_fraction)
-    in_faces = {path.stem for path in folders[0][1]}
-    return [p for p in held_out if p.parent.name == "congress" and p.stem in in_faces][:count]
+    splits = split_folders(folders, "identity", load_config("default256").data.val_fraction)
+    return folders[0][1], folders[1][1], [path for _, held_out in splits for path in held_out]
+
+
+def validation_portraits(count: int) -> list[Path]:
+    """Congress portraits of held-out people of faces/ (the last 88 names), sorted.
+
+    The people are those the training split holds out (:func:`_held_out_people`). The
+    congress people it holds out by hash (not in faces/) are left out, so the benchmarks keep
+    their 37 portraits.
+    """
+    in_faces, _, held_out = _held_out_people()
+    stems = {path.stem for path in in_faces}
+    return [p for p in held_out if p.parent.name == "congress" and p.stem in stems][:count]
+
+
+def held_out_hires_photos(limit: int | None = None) -> list[Path]:
+    """The photos of faces_hires/ (congress, cc0_avatars, flickr_pd) of the people training holds out.
+
+    The held-out people are :func:`_held_out_people`'s (the split of ``default256``); the photos
+    are sorted by path, and only the first ``limit`` kept when given.
+    """
+    _, hires, held_out = _held_out_people()
+    held = set(held_out)
+    return [path for path in hires if path in held][:limit]
 
 
 def shrink(rgb: np.ndarray, side: int = SIDE) -> np.ndarray:
@@ -83,3 +103,19 @@ def dlib_identity() -> DlibIdentity | None:
     except UsageError as exc:
         print(f"dlib column skipped: {exc.hint}", flush=True)
         return None
+
+
+HF_SIGMA = 1.5  # px: the Gaussian blur whose residual is the high-frequency band
+
+
+def hf_energy(rgb: np.ndarray, sigma: float = HF_SIGMA) -> float:
+    """Mean square of the grey image's high-frequency band: the image minus its Gaussian blur of ``sigma`` px."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float64) if rgb.ndim == 3 else rgb.astype(np.float64)
+    band = grey - cv2.GaussianBlur(grey, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    return float(np.mean(band**2))
+
+
+def hf_ratio(rgb: np.ndarray, truth: np.ndarray, sigma: float = HF_SIGMA) -> float:
+    """:func:`hf_energy` of ``rgb`` over the ground truth's (same size): 1.0 is as much fine detail
+    as the truth, below is blurrier, above is noisier or oversharpened."""
+    return hf_energy(rgb, sigma) / max(hf_energy(truth, sigma), 1e-12)

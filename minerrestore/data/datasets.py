@@ -473,22 +473,38 @@ def _paired_items(root: Path, paths: Sequence[Path], size: int) -> list[FaceItem
     return items
 
 
-def _align_one(path: Path, root: Path, out_dir: Path, size: int, detector: str) -> dict[str, Any]:
-    """Detect the largest face of ``path``, align it onto the FFHQ template, save the crop (run_batch worker)."""
+def align_largest_face(rgb: np.ndarray, size: int, detector: str = "yunet") -> tuple[np.ndarray, np.ndarray] | None:
+    """The largest face of a photo aligned onto the FFHQ template, or None when no face is found.
+
+    Args:
+        rgb: HxWx3 uint8 RGB photo.
+        size: side of the square crop.
+        detector: a name of :data:`minerrestore.face.DETECTORS`.
+
+    Returns:
+        The (size, size, 3) uint8 crop and the face's 5 landmarks in the crop's pixels, (5, 2) float64.
+    """
     from minerrestore.face import detect_faces, estimate_affine, get_largest_face, warp_face
 
-    rgb = read_image(path).rgb
     faces = detect_faces(rgb, detector=detector)
     if not faces:
-        raise UsageError(f"{path}: no face found, skipped")
+        return None
     face = get_largest_face(faces)
     affine = estimate_affine(face.landmarks, size)
-    crop = warp_face(rgb, affine, size)
+    points = np.asarray(face.landmarks, dtype=np.float64) @ affine[:, :2].T + affine[:, 2]
+    return warp_face(rgb, affine, size), points
+
+
+def _align_one(path: Path, root: Path, out_dir: Path, size: int, detector: str) -> dict[str, Any]:
+    """Detect the largest face of ``path``, align it onto the FFHQ template, save the crop (run_batch worker)."""
+    aligned = align_largest_face(read_image(path).rgb, size, detector)
+    if aligned is None:
+        raise UsageError(f"{path}: no face found, skipped")
+    crop, points = aligned
     crop_name = f"{path.relative_to(root).as_posix()}.png"  # sub-folders mirrored
     out = out_dir / crop_name
     out.parent.mkdir(parents=True, exist_ok=True)
     write_image(out, crop, protect=[path])
-    points = np.asarray(face.landmarks, dtype=np.float64) @ affine[:, :2].T + affine[:, 2]
     return {"crop": crop_name, "landmarks": np.round(points, 3).tolist()}
 
 
@@ -671,6 +687,7 @@ __all__ = [
     "IterationSampler",
     "PairRecipe",
     "PairedFaceDataset",
+    "align_largest_face",
     "check_data_folders",
     "plan_data",
     "split_folders",
