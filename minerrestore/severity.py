@@ -106,13 +106,18 @@ class DegradationEstimate:
         return float(1.0 - np.prod([1.0 - part for part in parts]))
 
     @property
+    def crop_blur(self) -> float:
+        """The blur in the network's pixels (``blur`` is in :data:`ANALYSIS_SIZE` pixels)."""
+        return self.blur * self.size / ANALYSIS_SIZE
+
+    @property
     def artefacts(self) -> float:
         """0 ... 1: how much of the photo's detail finer than the network's pixels is not signal:
         0 for a clean face; more as noise and JPEG blocks make it up, and as the face is blurred
         at the network's own scale (then nothing finer is real: what is there is artefacts)."""
         noisy = _ramp(self.noise, *_DETAIL_NOISE_RANGE)
         blocky = _ramp(self.jpeg, *_JPEG_RANGE)
-        blurred = _ramp(self.blur * self.size / ANALYSIS_SIZE, *_DETAIL_BLUR_RANGE)
+        blurred = _ramp(self.crop_blur, *_DETAIL_BLUR_RANGE)
         return float(1.0 - (1.0 - noisy) * (1.0 - blocky) * (1.0 - blurred))
 
     @property
@@ -123,7 +128,7 @@ class DegradationEstimate:
         is the enlarged blocks and grain of a small photo. Not for a mildly blurred face: its
         remaining texture is identity (measured on the ``moderate`` level of
         ``benchmarks/bench_severity.py``: denoising it moved the dlib distance from 0.14 to 0.16)."""
-        blurred = _ramp(self.blur * self.size / ANALYSIS_SIZE, *_DENOISE_BLUR_RANGE)
+        blurred = _ramp(self.crop_blur, *_DENOISE_BLUR_RANGE)
         lifted = _LIFT_DENOISE * _ramp(self.lift, *_LIFT_RANGE)
         amount = max(_ramp(self.noise, *_DETAIL_NOISE_RANGE), _ramp(self.jpeg, *_JPEG_RANGE), blurred, lifted)
         if amount < _DENOISE_FROM:

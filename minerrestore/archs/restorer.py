@@ -61,6 +61,10 @@ class RestorerConfig:
         num_mlp: layers of StyleGAN2's mapping MLP (unused by restoration, kept for the prior).
         narrow: scales every channel count (below 1 for tiny test models).
         se_reduction: reduction ratio of the squeeze-and-excitation blocks.
+        input_skip: add the degraded input to the decoder's image (a global residual; not in the
+            paper or GFP-GAN). The decoder's RGB layers start at zero, so an untrained network
+            returns its input and training only learns the correction: what a short CPU budget
+            can afford without losing the input's detail and identity.
     """
 
     removal: RemovalName = "unetpp"
@@ -71,6 +75,7 @@ class RestorerConfig:
     num_mlp: int = 8
     narrow: float = 1.0
     se_reduction: int = SE_REDUCTION
+    input_skip: bool = False
 
     def __post_init__(self) -> None:
         for key, choices in (("removal", REMOVALS), ("modulation", MODULATIONS)):
@@ -161,6 +166,8 @@ class RestorerNet(nn.Module):
             self.condition_scale.append(condition_branch(feature_channels, condition_channels))
             self.condition_shift.append(condition_branch(feature_channels, condition_channels))
             self.modulations.append(build_modulation(config.modulation, prior_channels, config.se_reduction))
+        if config.input_skip:
+            self.stylegan_decoder.zero_rgb_layers()
 
     def forward(
         self, x: Tensor, fidelity: float = 1.0, randomize_noise: bool = False, return_rgb: bool = False
@@ -192,6 +199,8 @@ class RestorerNet(nn.Module):
         image = self.stylegan_decoder(
             removed.latent, input_is_latent=True, randomize_noise=randomize_noise, modulate=modulate
         )
+        if self.config.input_skip:
+            image = image + x.to(image.dtype)
         return RestorerOutput(image, removed.rgbs)
 
     def _modulate_level(

@@ -275,6 +275,13 @@ class StyleGAN2Generator(nn.Module):
             res = 2 ** ((layer + 5) // 2)
             self.noises.register_buffer(f"noise{layer}", torch.randn(1, 1, res, res))
 
+    @torch.no_grad()
+    def zero_rgb_layers(self) -> None:
+        """Zero every RGB layer's weight and bias, so the generator's image starts at zero."""
+        for to_rgb in (self.to_rgb1, *self.to_rgbs):
+            to_rgb.modulated_conv.weight.zero_()
+            to_rgb.bias.zero_()
+
     def noise_maps(self, batch: int, randomize: bool) -> list[Tensor]:
         """One noise map per style convolution: the stored buffers, or fresh (B, 1, H, W) draws."""
         stored = [getattr(self.noises, f"noise{layer}") for layer in range(self.num_layers)]

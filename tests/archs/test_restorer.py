@@ -276,3 +276,25 @@ def test_stylegan2_generator_samples_and_truncates() -> None:
     assert image.shape == (2, 3, 32, 32)
     assert torch.allclose(truncated[0], truncated[1], atol=1e-5)  # psi = 0: every sample is the mean face
     assert count_parameters(generator) > 0
+
+
+def test_input_skip_starts_as_the_identity_learns_a_correction_and_survives_a_round_trip(tmp_path) -> None:
+    from minerrestore.archs.checkpoints import load_restorer, save_restorer
+
+    net = tiny("D", size=32, input_skip=True)
+    x = faces(2, 32)
+    with torch.no_grad():
+        assert torch.equal(net(x).image, x)  # untrained: the input comes back
+    net.train()
+    optimiser = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(2):  # the first step moves only the zeroed RGB layers, the second everything
+        optimiser.zero_grad()
+        (net(x).image - 0.5).abs().mean().backward()
+        optimiser.step()
+    with torch.no_grad():
+        moved = net.eval()(x).image
+        assert not torch.equal(moved, x)
+        path = save_restorer(tmp_path / "skip.safetensors", net)
+        loaded = load_restorer(path)
+        assert loaded.config.input_skip and torch.equal(loaded(x).image, moved)
+    assert not tiny("D", size=32).config.input_skip  # off by default: official layouts unchanged

@@ -86,6 +86,17 @@ def test_miner_stages_follow_their_probabilities_and_ranges() -> None:
     json.dumps(draws)  # everything recorded is JSON
 
 
+def test_mild_preset_draws_only_mild_paper_stages() -> None:
+    preset = load_preset("mild")
+    rng = np.random.default_rng(2)
+    draws = [sample_params(preset, rng) for _ in range(500)]
+    assert all(list(p) == ["blur", "downsample", "noise", "jpeg"] for p in draws)  # paper's stages only
+    assert max(p["blur"]["sigma_x"] for p in draws) <= 1.5
+    assert max(p["downsample"]["factor"] for p in draws) <= 2.0
+    assert max(p["noise"]["sigma"] for p in draws) <= 5.0
+    assert min(p["jpeg"]["quality"] for p in draws) >= 80
+
+
 def test_every_preset_section_has_a_stage() -> None:
     assert set(KNOWN_STAGES) == set(SECTIONS)
 
@@ -127,7 +138,7 @@ def test_bad_presets_are_rejected_clearly(tmp_path: Path, text: str, message: st
 
 
 def test_unknown_preset_name() -> None:
-    with pytest.raises(ConfigError, match="shipped presets: miner, paper"):
+    with pytest.raises(ConfigError, match="shipped presets: mild, miner, paper"):
         load_preset("nonesuch")
     with pytest.raises(ConfigError, match="did you mean miner"):
         load_preset("minr")

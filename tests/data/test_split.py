@@ -134,8 +134,8 @@ def test_default256_config() -> None:
     config = load_config("default256")
     data = config.data
     assert data.train_dir == ("../shared/data/faces", "../shared/data/faces_hires") and data.split == "identity"
-    assert data.presets == ("miner", "paper") and data.degrade_scales == (1, 2) and data.val_fraction == 0.1
-    assert (config.model.scheme, config.model.out_size) == ("D", 256)
+    assert data.presets == ("mild", "paper", "miner") and data.degrade_scales == (1, 2) and data.val_fraction == 0.1
+    assert (config.model.scheme, config.model.out_size, config.model.arch["input_skip"]) == ("D", 256, True)
     assert load_config("default128").data.split == "names"
 
 

@@ -12,6 +12,8 @@ Built-in presets, shipped as package data beside this file:
   Gaussian noise std U[0, 15] on the 0-255 scale, JPEG quality U{60..100}.
 - ``miner``: ``paper`` plus the conditions of pit cameras the paper names but does not
   model: coal dust, lamp colour cast, low light, motion blur, greyscale.
+- ``mild``: ``paper`` at clean to mild levels (blur sigma U[0.2, 1.5], downsampling U[1, 2],
+  noise U[0, 5], JPEG U{80..100}), so that a network also sees good faces to leave alone.
 
 A user preset is any ``.yml`` file. ``base: miner`` inherits a preset (a built-in name or a
 path relative to the file) and overrides it key by key, section by section; a section set
@@ -39,9 +41,9 @@ Range = tuple[float, float]
 IntRange = tuple[int, int]
 Colours = tuple[tuple[float, float, float], ...]
 
-BUILTIN_PRESETS = ("paper", "miner")
+BUILTIN_PRESETS = ("paper", "miner", "mild")
 PRESET_FOLDER = Path(str(resources.files(__package__)))
-"""The built-in presets' folder (``paper.yml``, ``miner.yml``)."""
+"""The built-in presets' folder (``paper.yml``, ``miner.yml``, ``mild.yml``)."""
 _DECIMALS = 4  # drawn values are rounded so manifests stay readable; the rounded value is applied
 _SEED_LIMIT = 2**31  # per-stage seeds stay exact in any JSON reader
 
