@@ -23,7 +23,7 @@ person (dlib distance more than 0.02 above the input's) or closer (more than 0.0
 
     python benchmarks/bench_severity.py                        # 40 people: 15 minutes on 2 idle cores, 30 shared
     python benchmarks/bench_severity.py --images 10 --levels mild severe --out severity.md \\
-        --json severity.json --save-dir runs/severity
+        --json severity.json --save-dir runs/severity --model runs/d256.safetensors
 """
 
 from __future__ import annotations
@@ -167,6 +167,7 @@ def table(records: list[dict[str, Any]], levels: list[str], methods: list[str]) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=40, help="validation people (default 40)")
+    parser.add_argument("--model", default="default", help="restorer: a catalogue name, a file or a run folder")
     parser.add_argument("--levels", nargs="+", choices=list(LEVELS), default=list(LEVELS))
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--out", type=Path, help="write the markdown table here")
@@ -175,7 +176,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     detector = load_detector("yunet")
-    restorers = {name: Restorer(upscale=1, **VARIANTS[name]) for name in args.variants}
+    restorers = {name: Restorer(model=args.model, upscale=1, **VARIANTS[name]) for name in args.variants}
     scorer = Scorer(dlib_identity())
     methods = ["input", "nlm+unsharp", *args.variants]
     records: list[dict[str, Any]] = []
