@@ -37,7 +37,16 @@ from typing import Any
 
 import cv2
 import numpy as np
-from common import SIDE, DlibIdentity, degrade_seeded, dlib_identity, grid_row, shrink, validation_portraits
+from common import (
+    SIDE,
+    DlibIdentity,
+    degrade_seeded,
+    dlib_identity,
+    grid_row,
+    shrink,
+    update_card_section,
+    validation_portraits,
+)
 
 from minerrestore.archs.identity import load_mobilefacenet
 from minerrestore.baselines import classical_restore
@@ -172,6 +181,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--out", type=Path, help="write the markdown table here")
     parser.add_argument("--json", type=Path, help="write per-photo scores here")
+    parser.add_argument("--card", type=Path, help="also write the table into this model card (its 'severity' markers)")
     parser.add_argument("--save-dir", type=Path, help=f"degraded and restored PNGs of the first {SHEET_PHOTOS} photos")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -212,6 +222,8 @@ def main() -> None:
         args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     if args.json is not None:
         args.json.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+    if args.card is not None:
+        update_card_section(args.card, "severity", lines)
 
 
 if __name__ == "__main__":

@@ -119,3 +119,20 @@ def hf_ratio(rgb: np.ndarray, truth: np.ndarray, sigma: float = HF_SIGMA) -> flo
     """:func:`hf_energy` of ``rgb`` over the ground truth's (same size): 1.0 is as much fine detail
     as the truth, below is blurrier, above is noisier or oversharpened."""
     return hf_energy(rgb, sigma) / max(hf_energy(truth, sigma), 1e-12)
+
+
+def update_card_section(card: Path, section: str, lines: list[str]) -> None:
+    """Replace the lines between ``<!-- section: begin -->`` and ``<!-- section: end -->`` of ``card``.
+
+    The model card's prose is written by hand; its measured tables are written by the benchmark
+    scripts (``--card weights/MODEL_CARD.md``), so a rerun regenerates every figure in place.
+
+    Raises:
+        SystemExit: the card has no such markers (the message names them).
+    """
+    begin, end = f"<!-- {section}: begin -->", f"<!-- {section}: end -->"
+    text = card.read_text(encoding="utf-8").splitlines()
+    if begin not in text or end not in text:
+        raise SystemExit(f"{card}: no lines {begin!r} and {end!r} to write the {section} table between")
+    first, last = text.index(begin), text.index(end)
+    card.write_text("\n".join([*text[: first + 1], *lines, *text[last:]]) + "\n", encoding="utf-8")

@@ -55,7 +55,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from common import dlib_identity, held_out_hires_photos, hf_ratio
+from common import dlib_identity, held_out_hires_photos, hf_ratio, update_card_section
 
 from minerrestore.baselines import classical_restore
 from minerrestore.data.datasets import align_largest_face
@@ -294,6 +294,7 @@ def main() -> None:
     parser.add_argument(
         "--limit", type=int, default=None, metavar="N", help="only the first N held-out photos (sorted)"
     )
+    parser.add_argument("--card", type=Path, help="also write the table into this card (its 'validation' markers)")
     args = parser.parse_args()
     models = [item.split("=", 1) for item in args.model or ["scheme_D=default"]]
     size = args.score_size
@@ -330,6 +331,8 @@ def main() -> None:
     (args.out / "table.json").write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     print("\n".join(table))
     print(f"contact sheet: {contact_sheet(args.out, sheet, size)}")
+    if args.card is not None:
+        update_card_section(args.card, "validation", table)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ network and no reference:
   (after a median filter, so grain and dust specks are not taken for sharp edges).
 * **noise**: the std (0-255) of white luminance noise at the photo's own resolution, measured
   away from edges (Immerkaer's Laplacian-difference filter,
-  :func:`~minerrestore.lowlight.noise_sigma`); **crop_noise** the same on the network's aligned
-  face (noise that was enlarged with a small photo is smooth at full size, grain at this scale).
+  :func:`~minerrestore.lowlight.noise_sigma`); **crop_noise** the same on the face aligned at
+  :data:`REFERENCE_SIZE` (noise that was enlarged with a small photo is smooth at full size, grain
+  at this scale).
 * **jpeg**: blockiness, how much larger pixel steps are across the photo's 8x8 grid than
   inside it (0 for none; heavy JPEG reaches 0.5 and more).
 * **luminance**: mean luminance (0-1) of the face in the frame it is cut from (a dark photo's
@@ -29,7 +30,7 @@ network and no reference:
   **size**, the network's crop side.
 
 From these, :meth:`DegradationEstimate.severity` (0 clean ... 1 severely degraded, at the
-network's own scale: the network's share with ``--fidelity auto``) and
+:data:`REFERENCE_SIZE` scale: the network's share with ``--fidelity auto``) and
 :meth:`DegradationEstimate.artefacts` (how much of the photo's own fine detail is noise, blocks
 or blur rather than signal: how hard the photo's face is denoised and sharpened before the
 detail-keeping paste, :func:`~minerrestore.face.paste.fuse_face`). Written for minerrestore (MIT).
@@ -54,6 +55,13 @@ from minerrestore.lowlight import noise_sigma
 
 ANALYSIS_SIZE = 256
 """Side of the aligned face the blur is measured on (blur is in its pixels)."""
+REFERENCE_SIZE = 128
+"""Side of the aligned face the settings are derived at: the shipped 128 px network's crop, where
+every threshold below was set. ``crop_noise`` and ``crop_blur`` are measured at this side whatever
+the network's size, so a face gets the same settings from any model (with a 256 px network and
+thresholds read in its own pixels, a clean face's own softness, 1.1-1.35 px, read as blur: the
+defaults denoised and sharpened 97 % of the clean photos of ``bench_severity.py`` further from the
+person)."""
 
 _MEDIAN = 5  # median filter before the blur measurement (grain and dust are not edges)
 _PRE_BLUR = 0.5  # its smoothing, analysis px
@@ -62,13 +70,13 @@ _EDGE_SHARE = 0.05  # the strongest 5 % of gradients inside the face are its edg
 _NOISE_EDGE_SHARE = 0.5  # noise is measured on the flatter half of the face
 _JPEG_BLOCK = 8
 _INNER_FACE = (0.3, 0.38, 0.7, 0.8)  # left, top, right, bottom of the inner face, fractions of the aligned crop
-# Where each measurement starts to count as damage and where it is severe (network scale):
+# Where each measurement starts to count as damage and where it is severe (REFERENCE_SIZE scale):
 _BLUR_RANGE = (1.5, 2.9)  # analysis px; a clean face measures 1.1-1.35 (its own soft edges)
-_NOISE_RANGE = (2.0, 10.0)  # std at the network's scale
+_NOISE_RANGE = (2.0, 10.0)  # std at the reference scale
 _JPEG_RANGE = (0.15, 0.8)
 _DARK_RANGE = (0.25, 0.08)  # luminance: 0.25 is not dark at all, 0.08 is very dark
 _DETAIL_NOISE_RANGE = (2.5, 12.0)  # native noise std over which the photo's fine detail is noise
-_DETAIL_BLUR_RANGE = (0.66, 1.03)  # blur in network px over which finer detail in the photo is not signal
+_DETAIL_BLUR_RANGE = (0.66, 1.03)  # blur in reference px over which finer detail in the photo is not signal
 _DENOISE_FROM = 0.05  # artefact share under which the photo's face is left as it is
 _DENOISE_FULL_NOISE = 10.0  # native noise std denoised at full strength
 _DENOISE_H = (3.0, 15.0)  # non-local-means h from light to full strength
@@ -76,7 +84,7 @@ _SHARPEN = 1.0  # unsharp amount at full severity
 _LIFT_RANGE = (2.0, 6.0)  # brightening by the low-light enhancement over which a face counts as lifted
 _LIFT_SHARE = 0.5  # the network's share of a fully lifted face
 _LIFT_DENOISE = 0.6  # the denoising amount of a fully lifted face (h about 10)
-_DENOISE_BLUR_RANGE = (0.91, 1.27)  # blur in network px over which the photo's finest detail is enlarged artefacts
+_DENOISE_BLUR_RANGE = (0.91, 1.27)  # blur in reference px over which the photo's finest detail is enlarged artefacts
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,7 @@ class DegradationEstimate:
 
     @property
     def severity(self) -> float:
-        """0 (clean at the network's scale) ... 1 (severely degraded): the share of the network's
+        """0 (clean at the reference scale) ... 1 (severely degraded): the share of the network's
         face in ``--fidelity auto``. The damages combine as independent chances: ``1 - prod(1 - s)``."""
         parts = (
             _ramp(self.blur, *_BLUR_RANGE),
@@ -107,8 +115,8 @@ class DegradationEstimate:
 
     @property
     def crop_blur(self) -> float:
-        """The blur in the network's pixels (``blur`` is in :data:`ANALYSIS_SIZE` pixels)."""
-        return self.blur * self.size / ANALYSIS_SIZE
+        """The blur in pixels of the face at :data:`REFERENCE_SIZE` (``blur`` is in :data:`ANALYSIS_SIZE` pixels)."""
+        return self.blur * REFERENCE_SIZE / ANALYSIS_SIZE
 
     @property
     def artefacts(self) -> float:
@@ -147,7 +155,7 @@ class DegradationEstimate:
         from them is already at its limit (the settings are unchanged): what is averaged over a
         video's frames, where one flat frame's blur of :data:`ANALYSIS_SIZE` would otherwise
         hold the face at full severity for many frames."""
-        crop_px = ANALYSIS_SIZE / self.size
+        crop_px = ANALYSIS_SIZE / REFERENCE_SIZE
         blur = max(_BLUR_RANGE[1], _DETAIL_BLUR_RANGE[1] * crop_px, _DENOISE_BLUR_RANGE[1] * crop_px)
         return replace(
             self,
@@ -196,8 +204,9 @@ def estimate_degradation(
         return DegradationEstimate(blur=0.0, noise=0.0, crop_noise=0.0, jpeg=0.0, luminance=0.0, scale=scale, size=size)
     to_analysis = compose_affine(pixel_scale_affine(ANALYSIS_SIZE / size, ANALYSIS_SIZE / size), affine)
     analysis = warp_affine(grey, to_analysis, (ANALYSIS_SIZE, ANALYSIS_SIZE), border_mode=cv2.BORDER_REPLICATE)
-    crop = warp_affine(grey, affine, (size, size), border_mode=cv2.BORDER_REPLICATE)
-    left, top, right, bottom = (round(v * size) for v in _INNER_FACE)
+    to_reference = compose_affine(pixel_scale_affine(REFERENCE_SIZE / size, REFERENCE_SIZE / size), affine)
+    crop = warp_affine(grey, to_reference, (REFERENCE_SIZE, REFERENCE_SIZE), border_mode=cv2.BORDER_REPLICATE)
+    left, top, right, bottom = (round(v * REFERENCE_SIZE) for v in _INNER_FACE)
     luminance = float(region.mean()) / 255.0
     lift = 1.0
     if original is not None:
@@ -216,10 +225,10 @@ def estimate_degradation(
 
 
 def _window(affine: np.ndarray, size: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-    """The photo's box (x0, y0, x1, y1) the crop of ``size`` (and its :data:`ANALYSIS_SIZE` copy)
-    covers, with the margin that :func:`~minerrestore.face.align.warp_affine` reads around it when
-    it area-shrinks first."""
-    smallest_scale = affine_scale(affine) * min(1.0, ANALYSIS_SIZE / size)
+    """The photo's box (x0, y0, x1, y1) the crop of ``size`` (and its :data:`ANALYSIS_SIZE` and
+    :data:`REFERENCE_SIZE` copies) covers, with the margin that
+    :func:`~minerrestore.face.align.warp_affine` reads around it when it area-shrinks first."""
+    smallest_scale = affine_scale(affine) * min(1.0, ANALYSIS_SIZE / size, REFERENCE_SIZE / size)
     margin = int(np.ceil(2.0 / min(smallest_scale, 1.0))) + 2
     low, high = transformed_bounds(invert_affine(affine), (size, size))
     x0, y0 = np.maximum(np.floor(low).astype(int) - margin, 0)

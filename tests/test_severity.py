@@ -39,6 +39,19 @@ def _blur(sigma: float) -> dict:
 
 
 @needs_photo
+@pytest.mark.parametrize("params", [{}, _blur(2.0), {"noise": {"sigma": 8.0, "seed": 0}}])
+def test_the_settings_do_not_depend_on_the_network_size(photo: tuple[np.ndarray, np.ndarray], params: dict) -> None:
+    rgb, affine = photo
+    rgb = apply_degradation(rgb, params) if params else rgb
+    small = estimate_degradation(rgb, affine, 128)
+    large = estimate_degradation(rgb, np.vstack([affine * 2.0]), 256)  # the same face for a 256 px network
+    assert large.scale == pytest.approx(small.scale / 2.0) and large.size == 256
+    assert large.crop_noise == pytest.approx(small.crop_noise, rel=0.1)  # resampled by another path
+    for key in ("blur", "severity", "artefacts", "denoise", "sharpen"):
+        assert getattr(large, key) == pytest.approx(getattr(small, key), rel=0.02, abs=0.02), key
+
+
+@needs_photo
 @pytest.mark.parametrize(
     ("field", "levels"),
     [
