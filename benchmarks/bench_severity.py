@@ -23,7 +23,7 @@ person (dlib distance more than 0.02 above the input's) or closer (more than 0.0
 
     python benchmarks/bench_severity.py                        # 40 people: 15 minutes on 2 idle cores, 30 shared
     python benchmarks/bench_severity.py --images 10 --levels mild severe --out severity.md \\
-        --json severity.json --save-dir runs/severity --model runs/d256.safetensors
+        --json severity.json --save-dir runs/severity --model weights/stages/default256_d_stage1.safetensors
 """
 
 from __future__ import annotations

@@ -32,15 +32,16 @@ runs, as a user would:
    the faces: 1.0 is as much fine detail as the truth, below is blurrier, above is noisier or
    oversharpened.
 
-    python benchmarks/model_card.py --score-size 128 \\
-        --model scheme_D=default --model scheme_A=weights/minerrestore_a128.safetensors
+    python benchmarks/model_card.py --score-size 256 --card weights/MODEL_CARD.md \\
+        --model scheme_A=weights/stages/default256_a_stage1.safetensors \\
+        --model scheme_D=weights/stages/default256_d_stage1.safetensors --model d128=default
 
 Writes OUT/table.md and OUT/table.json (columns: preset, method, PSNR, SSIM, LPIPS, NIQE,
 identity cos, dlib dist, HF ratio), OUT/<preset>/scored_<S>/evaluate.json and
 OUT/contact_sheet.png (or .jpg when the PNG would pass 2 MB: the first 4 faces of each
-preset; ground truth, degraded input, classical, each model). ``--limit 6`` with the two 128 px
-models took 1.5 minutes on a busy 2-core CPU (aligning the 159 faces: 25 s); the whole set was not
-timed (about 25 times the work of ``--limit 6``).
+preset; ground truth, degraded input, classical, each model). The command above (159 faces, three
+models, dlib installed) took 23 minutes on one CPU thread; aligning the faces, done once, 25 s.
+``--limit 6`` gives a quick check.
 """
 
 from __future__ import annotations
@@ -112,8 +113,8 @@ def aligned_folder(photos: list[Path], out: Path) -> Path:
     missing = folder / "no_face.txt"  # photos already known to have no face
     known = set(missing.read_text(encoding="utf-8").split("\n")) if missing.exists() else set()
     skipped = []
-    for path in photos:
-        name = f"{path.parent.name}_{path.stem}.png"
+    wanted = {path: f"{path.parent.name}_{path.stem}.png" for path in photos}
+    for path, name in wanted.items():
         if (folder / name).exists():
             continue
         if name in known:
@@ -126,9 +127,8 @@ def aligned_folder(photos: list[Path], out: Path) -> Path:
             continue
         write_image(folder / name, aligned[0], grey=loaded.is_grey)
     missing.write_text("\n".join(sorted(known | set(skipped))), encoding="utf-8")
-    wanted = {f"{path.parent.name}_{path.stem}.png" for path in photos}
     for stale in list_images(folder):  # faces of an earlier run with another --limit
-        if stale.name not in wanted:
+        if stale.name not in wanted.values():
             stale.unlink()
     kept = len(photos) - len(skipped)
     print(f"{len(photos)} held-out photos, {kept} faces aligned at {ALIGN_SIZE} px, {len(skipped)} skipped (no face)")

@@ -120,9 +120,9 @@ class DegradationEstimate:
 
     @property
     def artefacts(self) -> float:
-        """0 ... 1: how much of the photo's detail finer than the network's pixels is not signal:
+        """0 ... 1: how much of the photo's detail finer than the reference crop's pixels is not signal:
         0 for a clean face; more as noise and JPEG blocks make it up, and as the face is blurred
-        at the network's own scale (then nothing finer is real: what is there is artefacts)."""
+        at the reference scale (then nothing finer is real: what is there is artefacts)."""
         noisy = _ramp(self.noise, *_DETAIL_NOISE_RANGE)
         blocky = _ramp(self.jpeg, *_JPEG_RANGE)
         blurred = _ramp(self.crop_blur, *_DETAIL_BLUR_RANGE)
@@ -132,7 +132,7 @@ class DegradationEstimate:
     def denoise(self) -> float:
         """Non-local-means strength ``h`` for the photo's face before the paste (0: left as it is).
 
-        For noise, JPEG blocks, and a face so blurred at the network's scale that what is finer
+        For noise, JPEG blocks, and a face so blurred at the reference scale that what is finer
         is the enlarged blocks and grain of a small photo. Not for a mildly blurred face: its
         remaining texture is identity (measured on the ``moderate`` level of
         ``benchmarks/bench_severity.py``: denoising it moved the dlib distance from 0.14 to 0.16)."""
@@ -202,10 +202,8 @@ def estimate_degradation(
     region = grey[y0:y1, x0:x1]
     if region.size < 64:
         return DegradationEstimate(blur=0.0, noise=0.0, crop_noise=0.0, jpeg=0.0, luminance=0.0, scale=scale, size=size)
-    to_analysis = compose_affine(pixel_scale_affine(ANALYSIS_SIZE / size, ANALYSIS_SIZE / size), affine)
-    analysis = warp_affine(grey, to_analysis, (ANALYSIS_SIZE, ANALYSIS_SIZE), border_mode=cv2.BORDER_REPLICATE)
-    to_reference = compose_affine(pixel_scale_affine(REFERENCE_SIZE / size, REFERENCE_SIZE / size), affine)
-    crop = warp_affine(grey, to_reference, (REFERENCE_SIZE, REFERENCE_SIZE), border_mode=cv2.BORDER_REPLICATE)
+    analysis = _aligned_at(grey, affine, size, ANALYSIS_SIZE)
+    crop = _aligned_at(grey, affine, size, REFERENCE_SIZE)
     left, top, right, bottom = (round(v * REFERENCE_SIZE) for v in _INNER_FACE)
     luminance = float(region.mean()) / 255.0
     lift = 1.0
@@ -224,11 +222,18 @@ def estimate_degradation(
     )
 
 
+def _aligned_at(grey: np.ndarray, affine: np.ndarray, size: int, side: int) -> np.ndarray:
+    """The face of ``grey`` (at ``affine``, for a crop of ``size``) aligned at ``side`` x ``side``."""
+    to_side = compose_affine(pixel_scale_affine(side / size, side / size), affine)
+    return warp_affine(grey, to_side, (side, side), border_mode=cv2.BORDER_REPLICATE)
+
+
 def _window(affine: np.ndarray, size: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
     """The photo's box (x0, y0, x1, y1) the crop of ``size`` (and its :data:`ANALYSIS_SIZE` and
     :data:`REFERENCE_SIZE` copies) covers, with the margin that
-    :func:`~minerrestore.face.align.warp_affine` reads around it when it area-shrinks first."""
-    smallest_scale = affine_scale(affine) * min(1.0, ANALYSIS_SIZE / size, REFERENCE_SIZE / size)
+    :func:`~minerrestore.face.align.warp_affine` reads around it when it area-shrinks first
+    (:data:`REFERENCE_SIZE` is the smaller of the two copies)."""
+    smallest_scale = affine_scale(affine) * min(1.0, REFERENCE_SIZE / size)  # the smaller copy
     margin = int(np.ceil(2.0 / min(smallest_scale, 1.0))) + 2
     low, high = transformed_bounds(invert_affine(affine), (size, size))
     x0, y0 = np.maximum(np.floor(low).astype(int) - margin, 0)

@@ -44,7 +44,7 @@ def test_the_settings_do_not_depend_on_the_network_size(photo: tuple[np.ndarray,
     rgb, affine = photo
     rgb = apply_degradation(rgb, params) if params else rgb
     small = estimate_degradation(rgb, affine, 128)
-    large = estimate_degradation(rgb, np.vstack([affine * 2.0]), 256)  # the same face for a 256 px network
+    large = estimate_degradation(rgb, affine * 2.0, 256)  # the same face for a 256 px network
     assert large.scale == pytest.approx(small.scale / 2.0) and large.size == 256
     assert large.crop_noise == pytest.approx(small.crop_noise, rel=0.1)  # resampled by another path
     for key in ("blur", "severity", "artefacts", "denoise", "sharpen"):
