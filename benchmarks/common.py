@@ -16,7 +16,7 @@ import numpy as np
 from minerrestore.data.datasets import split_folders
 from minerrestore.data.degradation import apply_degradation
 from minerrestore.errors import UsageError
-from minerrestore.io import list_images
+from minerrestore.io import atomic_write_text, list_images
 from minerrestore.metrics.identity import DlibIdentity
 from minerrestore.train.config import load_config
 
@@ -135,4 +135,4 @@ def update_card_section(card: Path, section: str, lines: list[str]) -> None:
     if begin not in text or end not in text:
         raise SystemExit(f"{card}: no lines {begin!r} and {end!r} to write the {section} table between")
     first, last = text.index(begin), text.index(end)
-    card.write_text("\n".join([*text[: first + 1], *lines, *text[last:]]) + "\n", encoding="utf-8")
+    atomic_write_text(card, "\n".join([*text[: first + 1], *lines, *text[last:]]) + "\n")
