@@ -303,13 +303,18 @@ class PerceptualLoss(nn.Module):
             one per entry of ``layer_weights``, in that order.
         layer_weights: weight of each returned map, by layer name.
         name: what the backbone is (shown in logs), e.g. ``vgg19`` or ``vgg16_lpips``.
+        size: faces larger than this side are reduced to it (antialiased) before the backbone;
+            None: full size.
     """
 
-    def __init__(self, backbone: nn.Module, layer_weights: Mapping[str, float], name: str) -> None:
+    def __init__(
+        self, backbone: nn.Module, layer_weights: Mapping[str, float], name: str, size: int | None = None
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.layer_weights = dict(layer_weights)
         self.name = name
+        self.size = size
 
     def forward(self, output: Tensor, target: Tensor, with_style: bool = True) -> tuple[Tensor, Tensor]:
         """(perceptual, style) losses, unweighted by the config; the style term is 0 when not asked.
@@ -319,6 +324,11 @@ class PerceptualLoss(nn.Module):
             target: ground truth, same shape (no gradient flows to it).
             with_style: compute the Gram style term.
         """
+        if self.size is not None and output.shape[-1] > self.size:
+            output, target = (
+                F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
+                for x in (output, target)
+            )
         fake = self.backbone(output)
         with torch.no_grad():
             real = self.backbone(target.detach())
@@ -331,7 +341,7 @@ class PerceptualLoss(nn.Module):
         return perceptual, style
 
     def extra_repr(self) -> str:
-        return f"name={self.name}"
+        return f"name={self.name}, size={self.size}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,21 +443,22 @@ class ArcFaceCrop(nn.Module):
 # factories (choose the networks the user has)
 
 
-def create_perceptual_loss(backbone: str = "auto") -> PerceptualLoss:
+def create_perceptual_loss(backbone: str = "auto", size: int | None = None) -> PerceptualLoss:
     """The perceptual/style loss on the chosen backbone.
 
     Args:
         backbone: ``vgg19`` (the paper's; torchvision file, catalogue name ``vgg19``), ``vgg16_lpips``
             (the shipped LPIPS VGG-16 backbone) or ``auto`` (VGG-19 when its file is present).
+        size: side the faces are reduced to before the backbone (see :class:`PerceptualLoss`).
 
     Raises:
         WeightsError: the chosen backbone's file is missing.
     """
     if backbone == "vgg19" or (backbone == "auto" and is_present("vgg19")):
-        return PerceptualLoss(load_vgg19_features(), VGG19_LAYER_WEIGHTS, "vgg19")
+        return PerceptualLoss(load_vgg19_features(), VGG19_LAYER_WEIGHTS, "vgg19", size)
     from minerrestore.metrics.lpips import load_vgg16_features
 
-    return PerceptualLoss(load_vgg16_features(tuple(VGG16_LAYER_WEIGHTS)), VGG16_LAYER_WEIGHTS, "vgg16_lpips")
+    return PerceptualLoss(load_vgg16_features(tuple(VGG16_LAYER_WEIGHTS)), VGG16_LAYER_WEIGHTS, "vgg16_lpips", size)
 
 
 def create_identity_loss(network: str, face_size: int, distance: IdentityDistance = "l1") -> IdentityLoss:

@@ -149,6 +149,24 @@ def test_perceptual_loss_is_zero_on_equal_images_and_grads_only_the_output() -> 
     assert loss(output, target, with_style=False)[1].item() == 0
 
 
+def test_perceptual_loss_at_a_reduced_size_sees_reduced_faces() -> None:
+    seen: list[tuple[int, ...]] = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+            seen.append(tuple(x.shape))
+            return [x]
+
+    loss = L.PerceptualLoss(Recorder(), {"image": 1.0}, "recorder", size=32)
+    output = (torch.rand(2, 3, 64, 64) * 2 - 1).requires_grad_(True)
+    perceptual, _ = loss(output, output.detach().flip(-1), with_style=False)
+    perceptual.backward()
+    assert seen == [(2, 3, 32, 32)] * 2 and output.grad is not None and output.grad.abs().sum() > 0
+    small = torch.rand(2, 3, 16, 16)
+    loss(small, small, with_style=False)
+    assert seen[-1] == (2, 3, 16, 16)  # never enlarged
+
+
 def test_offline_losses_are_available() -> None:
     perceptual = L.create_perceptual_loss("vgg16_lpips")
     assert perceptual.name == "vgg16_lpips" and len(perceptual.layer_weights) == 5

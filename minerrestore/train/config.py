@@ -128,6 +128,8 @@ class LossConfig:
         style: Gram-matrix style loss on the same features (GFP-GAN: 50).
         perceptual_backbone: ``vgg19`` (torchvision file ``vgg19`` in the catalogue, the paper's),
             ``vgg16_lpips`` (shipped LPIPS backbone) or ``auto`` (VGG-19 when present).
+        perceptual_size: faces are reduced (antialiased) to this side before the perceptual
+            backbone, which cuts its cost by ``(out_size / perceptual_size) ** 2``; None: full size.
         gan: adversarial softplus loss of the generator.
         r1: R1 penalty weight on real images.
         r1_every: lazy R1 interval in iterations.
@@ -146,6 +148,7 @@ class LossConfig:
     perceptual: float = 1.0
     style: float = 50.0
     perceptual_backbone: PerceptualBackbone = "auto"
+    perceptual_size: int | None = None
     gan: float = 0.1
     r1: float = 10.0
     r1_every: int = 16
@@ -326,6 +329,11 @@ def validate(config: Config) -> None:
         ("model.discriminator_narrow", 0.0 < model.discriminator_narrow <= 4.0, "must be in (0, 4]"),
         ("losses.r1_every", losses.r1_every >= 1, "must be at least 1"),
         ("losses.eye_enlarge", losses.eye_enlarge > 0, "must be positive"),
+        (
+            "losses.perceptual_size",
+            losses.perceptual_size is None or losses.perceptual_size >= 32,
+            "must be 32 or more (or null: full size)",
+        ),
         ("optim.ema_decay", 0.0 <= optim.ema_decay < 1.0, "must be in [0, 1)"),
         ("optim.gamma", optim.gamma > 0, "must be positive"),
         ("train.iterations", train.iterations >= 1, "must be at least 1"),

@@ -140,7 +140,7 @@ def build_networks(config: Config, device: torch.device) -> Networks:
             components[name] = FacialComponentDiscriminator(narrow=model.discriminator_narrow).to(device)
     perceptual = None
     if losses.perceptual > 0 or losses.style > 0:
-        perceptual = L.create_perceptual_loss(losses.perceptual_backbone).to(device)
+        perceptual = L.create_perceptual_loss(losses.perceptual_backbone, losses.perceptual_size).to(device)
     identity = None
     if losses.identity > 0 and losses.identity_network != "none":
         identity = L.create_identity_loss(losses.identity_network, model.out_size, losses.identity_distance)

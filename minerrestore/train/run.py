@@ -126,14 +126,15 @@ def _is_run_folder(root: Path) -> bool:
 def _open_run(config: Config, resume: bool, overrides: Sequence[str]) -> tuple[Config, Path | None, list[str]]:
     """Check the run folder (new, or resumable) and return the config to use, the checkpoint, notes.
 
-    For a new run the folder must not exist or be empty. When resuming, the run's saved
+    For a new run the folder must not exist, be empty, or hold only an alignment cache
+    (``aligned/``, copied from another run to skip aligning again). When resuming, the run's saved
     config is used with ``overrides`` applied again (e.g. ``train.iterations`` to extend it).
     """
     root = Path(config.train.out_dir).expanduser()
     layout = RunLayout(root)
     notes: list[str] = []
     if not resume:
-        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        if root.exists() and (not root.is_dir() or any(path != layout.aligned for path in root.iterdir())):
             state = "holds a run" if _is_run_folder(root) else "is not empty"
             raise UsageError(
                 f"train.out_dir {root} {state}: refusing to overwrite it",

@@ -87,6 +87,9 @@ def test_types_are_checked() -> None:
         load_config("tiny", ["model.out_size=100"])
     with pytest.raises(ConfigError, match=r"losses\.gan: must be 0 or more"):
         load_config("tiny", ["losses.gan=-1"])
+    with pytest.raises(ConfigError, match=r"losses\.perceptual_size: must be 32 or more"):
+        load_config("tiny", ["losses.perceptual_size=0"])
+    assert load_config("tiny", ["losses.perceptual_size=64"]).losses.perceptual_size == 64
 
 
 def test_overrides_are_yaml_values_never_code() -> None:

@@ -192,6 +192,18 @@ def test_a_run_folder_is_never_overwritten(tiny_run: tuple[Path, float]) -> None
     assert (run_dir / "config.yml").read_bytes() == before
 
 
+def test_a_new_run_may_start_in_a_folder_holding_only_an_alignment_cache(
+    faces: Path, tiny_run: tuple[Path, float], tmp_path: Path
+) -> None:
+    run_dir, _ = tiny_run
+    out_dir = tmp_path / "run"
+    shutil.copytree(run_dir / "aligned", out_dir / "aligned")
+    cached = {path.name: path.stat().st_mtime_ns for path in (out_dir / "aligned").rglob("*") if path.is_file()}
+    train("tiny", overrides=_settings(faces, out_dir, "train.iterations=1"), quiet=True)
+    assert (out_dir / "config.yml").is_file()
+    assert {path.name: path.stat().st_mtime_ns for path in (out_dir / "aligned").rglob("*") if path.is_file()} == cached
+
+
 def test_missing_inputs_fail_before_a_run_folder_is_made(
     faces: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
