@@ -18,8 +18,8 @@ def train_command(
             "--config",
             "-c",
             help=(
-                "YAML config file, or a shipped config: tiny, default128, default256 and default256_stage2 "
-                "(the next model, in training), paper512, paper512_a ... paper512_g."
+                "YAML config file, or a shipped config: tiny, default128, default256, default256_stage2 and "
+                "default256_stage3 (the next model, in training), paper512, paper512_a ... paper512_g."
             ),
         ),
     ],

@@ -155,14 +155,15 @@ def test_real_data_split_holds_out_the_benchmark_people(shared_dir: Path) -> Non
     assert not trained & held
 
 
-def test_default256_stage_files_load_into_the_next_stage() -> None:
+@pytest.mark.parametrize("stage", [1, 2])
+def test_default256_stage_files_load_into_the_next_stage(stage: int) -> None:
     from minerrestore.archs.checkpoints import load_restorer
     from minerrestore.models.files import REPO_WEIGHTS_DIR
 
-    config = load_config("default256_stage2")
+    config = load_config(f"default256_stage{stage + 1}")
     for scheme in ("d", "a"):
-        path = REPO_WEIGHTS_DIR / "stages" / f"default256_{scheme}_stage1.safetensors"
+        path = REPO_WEIGHTS_DIR / "stages" / f"default256_{scheme}_stage{stage}.safetensors"
         net = load_restorer(path)
         assert net.config.input_skip and net.config.out_size == config.model.out_size == 256
         assert net.config.removal == ("unetpp" if scheme == "d" else "unet")
-    assert config.model.init == "weights/stages/default256_d_stage1.safetensors"
+    assert config.model.init == f"weights/stages/default256_d_stage{stage}.safetensors"
