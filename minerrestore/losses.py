@@ -295,6 +295,12 @@ def load_vgg19_features(path: str | Path | None = None) -> VGG19Features:
     return model.eval().requires_grad_(False)
 
 
+def reduce_faces(faces: Tensor, side: int) -> Tensor:
+    """``faces`` (B, C, H, W) resized to ``side`` x ``side`` with antialiased bilinear interpolation
+    (differentiable; what the perceptual and identity losses see of faces larger than they need)."""
+    return F.interpolate(faces, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
+
+
 class PerceptualLoss(nn.Module):
     """Weighted L1 between backbone features (perceptual) and between their Gram matrices (style).
 
@@ -325,10 +331,7 @@ class PerceptualLoss(nn.Module):
             with_style: compute the Gram style term.
         """
         if self.size is not None and output.shape[-1] > self.size:
-            output, target = (
-                F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
-                for x in (output, target)
-            )
+            output, target = reduce_faces(output, self.size), reduce_faces(target, self.size)
         fake = self.backbone(output)
         with torch.no_grad():
             real = self.backbone(target.detach())
@@ -432,8 +435,7 @@ class ArcFaceCrop(nn.Module):
 
     def forward(self, faces: Tensor) -> Tensor:
         if self.reduced_size is not None:
-            size = (self.reduced_size, self.reduced_size)
-            faces = F.interpolate(faces, size=size, mode="bilinear", align_corners=False, antialias=True)
+            faces = reduce_faces(faces, self.reduced_size)
         theta = self.theta.to(faces.dtype).expand(faces.shape[0], 2, 3)
         grid = F.affine_grid(theta, [faces.shape[0], 3, self.crop, self.crop], align_corners=False)
         return F.grid_sample(faces, grid, mode="bilinear", padding_mode="border", align_corners=False)
