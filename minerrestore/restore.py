@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from minerrestore.background import BG_UPSAMPLERS, DEFAULT_TILE
+from minerrestore.baselines import nlm_denoise
 from minerrestore.device import resolve_device
 from minerrestore.errors import UsageError
 from minerrestore.face import (
@@ -437,9 +438,11 @@ class Restorer:
         model = self.network
         device = self._loaded["device"]
         fidelity = 1.0 if self.fidelity == AUTO_FIDELITY else self.fidelity
+        strength = model.config.input_denoise  # the network's inputs are cleaned as in its training
         restored: list[np.ndarray] = []
         for start in range(0, len(crops), self.batch_size):
-            batch = torch.from_numpy(np.stack(crops[start : start + self.batch_size])).to(device)
+            inputs = [nlm_denoise(crop, strength) for crop in crops[start : start + self.batch_size]]
+            batch = torch.from_numpy(np.stack(inputs)).to(device)
             with torch.inference_mode(), autocast(self._loaded["dtype"], device):
                 x = batch.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
                 y = model.net(x, fidelity=fidelity).image

@@ -48,6 +48,9 @@ REMOVAL_NETWORKS: dict[str, type[DegradationRemoval]] = {"unet": UNet, "unetpp":
 OFFICIAL_REMOVAL_NAMES = ("conv_body_first", "conv_body_down", "final_conv", "conv_body_up", "toRGB", "final_linear")
 
 
+MAX_INPUT_DENOISE = 30.0  # non-local-means h beyond which a face is smeared, not cleaned
+
+
 @dataclass(frozen=True)
 class RestorerConfig:
     """Architecture of a :class:`RestorerNet` (JSON-serialisable, see :meth:`to_dict`).
@@ -65,6 +68,10 @@ class RestorerConfig:
             paper or GFP-GAN). The decoder's RGB layers start at zero, so an untrained network
             returns its input and training only learns the correction: what a short CPU budget
             can afford without losing the input's detail and identity.
+        input_denoise: non-local-means strength ``h`` the aligned uint8 faces are cleaned with
+            before the network (:func:`minerrestore.baselines.nlm_denoise`; 0: none). Not a layer:
+            the input the network was trained on, stored with its weights so that training and
+            ``restore`` feed it the same faces.
     """
 
     removal: RemovalName = "unetpp"
@@ -76,6 +83,7 @@ class RestorerConfig:
     narrow: float = 1.0
     se_reduction: int = SE_REDUCTION
     input_skip: bool = False
+    input_denoise: float = 0.0
 
     def __post_init__(self) -> None:
         for key, choices in (("removal", REMOVALS), ("modulation", MODULATIONS)):
@@ -84,6 +92,8 @@ class RestorerConfig:
         size = self.out_size
         if not isinstance(size, int) or size < 16 or size > 1024 or size & (size - 1):
             raise InvalidSetting("out_size", f"must be a power of two from 16 to 1024, got {size!r}")
+        if not 0.0 <= self.input_denoise <= MAX_INPUT_DENOISE:
+            raise InvalidSetting("input_denoise", f"must be in [0, {MAX_INPUT_DENOISE:g}], got {self.input_denoise!r}")
         for key, least in (("channel_multiplier", 1), ("num_style_feat", 1), ("num_mlp", 0), ("se_reduction", 1)):
             if getattr(self, key) < least:
                 raise InvalidSetting(key, f"must be at least {least}, got {getattr(self, key)!r}")

@@ -52,6 +52,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from minerrestore import losses as L
+from minerrestore.baselines import nlm_denoise
 from minerrestore.data.degradation import DegradationSettings, apply_degradation_at_scale, prepare_gt, sample_params
 from minerrestore.data.folders import image_seed, relative_name
 from minerrestore.data.presets import Preset, load_preset
@@ -295,6 +296,8 @@ class FacePairs(Dataset):
         eye_enlarge: eye-box enlargement (see :func:`minerrestore.losses.component_boxes`).
         scales: degradation scales, one drawn per sample
             (:func:`minerrestore.data.degradation.apply_degradation_at_scale`).
+        input_denoise: non-local-means ``h`` of the low-quality faces, as ``restore`` cleans the
+            network's input (:attr:`minerrestore.archs.restorer.RestorerConfig.input_denoise`; 0: none).
     """
 
     def __init__(
@@ -306,8 +309,10 @@ class FacePairs(Dataset):
         hflip: bool,
         eye_enlarge: float,
         scales: Sequence[int] = (1,),
+        input_denoise: float = 0.0,
     ) -> None:
         self.items = list(items)
+        self.input_denoise = input_denoise
         self.recipe = PairRecipe(size, [load_preset(p) for p in presets], seed, "stretch", scales, hflip)
         boxes = []  # computed once per face: (boxes, boxes of the mirrored face)
         for item in self.items:
@@ -320,8 +325,9 @@ class FacePairs(Dataset):
         return len(self.items)
 
     def pair(self, index: int, epoch: int) -> tuple[np.ndarray, np.ndarray, bool]:
-        """(lq, gt, mirrored) uint8 HxWx3 RGB arrays of face ``index`` at ``epoch``."""
-        return self.recipe.make(self.items[index], epoch)
+        """(lq, gt, mirrored) uint8 HxWx3 RGB arrays of face ``index`` at ``epoch`` (lq as the network sees it)."""
+        lq, gt, mirrored = self.recipe.make(self.items[index], epoch)
+        return nlm_denoise(lq, self.input_denoise), gt, mirrored
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
         index, epoch = key

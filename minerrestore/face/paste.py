@@ -39,6 +39,7 @@ from typing import Literal, get_args
 import cv2
 import numpy as np
 
+from minerrestore.baselines import nlm_denoise
 from minerrestore.face.align import (
     affine_scale,
     compose_affine,
@@ -332,9 +333,7 @@ def denoise_faces(
         if cleaned is rgb:
             cleaned = rgb.copy()
         region = np.ascontiguousarray(cleaned[y0:y1, x0:x1])
-        cleaned[y0:y1, x0:x1] = cv2.fastNlMeansDenoisingColored(
-            region, None, float(strength), float(strength), _NLM_TEMPLATE, _NLM_SEARCH
-        )
+        cleaned[y0:y1, x0:x1] = nlm_denoise(region, strength, _NLM_TEMPLATE, _NLM_SEARCH)
     return cleaned
 
 

@@ -19,10 +19,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from minerrestore.errors import ConfigError
 from minerrestore.settings import apply_overrides, build, read_yaml_chain, shipped_names, to_dict
+
+if TYPE_CHECKING:  # the training config is read without torch
+    from minerrestore.archs.restorer import RestorerConfig
 
 EMA_DECAY_GFPGAN = 0.5 ** (32 / 10000)
 """GFP-GAN's EMA decay of the generator, 0.5^(32/10k) ~ 0.99778 (a half-life of 10k images at batch 32)."""
@@ -116,6 +119,12 @@ class ModelConfig:
     freeze_decoder: bool = True
     zero_constant_input: bool = False
     discriminator_narrow: float = 1.0
+
+    def restorer(self) -> RestorerConfig:
+        """The generator's architecture: ``scheme`` with ``out_size``, ``narrow`` and ``arch`` applied."""
+        from minerrestore.archs.restorer import resolve_config
+
+        return resolve_config(self.scheme, out_size=self.out_size, narrow=self.narrow, **self.arch)
 
 
 @dataclass(frozen=True)
@@ -368,11 +377,10 @@ def _lookup(config: Any, key: str) -> Any:
 
 def _check_arch(model: ModelConfig) -> None:
     """The restorer settings must build a valid :class:`RestorerConfig` (raises ConfigError)."""
-    from minerrestore.archs.restorer import resolve_config
     from minerrestore.errors import UsageError
 
     try:
-        resolve_config(model.scheme, out_size=model.out_size, narrow=model.narrow, **model.arch)
+        model.restorer()
     except UsageError as exc:
         raise ConfigError(f"model.scheme: {exc.message}", hint=exc.hint) from exc
     except ConfigError as exc:

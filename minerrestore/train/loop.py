@@ -346,6 +346,7 @@ class Trainer:
             config.data.hflip,
             config.losses.eye_enlarge,
             config.data.degrade_scales,
+            config.model.restorer().input_denoise,
         )
         per_rank = config.data.batch_size // self.dist.world_size
         sampler = IterationSampler(

@@ -77,8 +77,8 @@ class Validator:
 
 def build_validator(config: Config, plan: DataPlan) -> Validator:
     """Degrade the validation faces once (epoch 0, no flip) and set up the metrics."""
-    data, size = config.data, config.model.out_size
-    dataset = FacePairs(plan.val, size, data.presets, config.train.seed, False, 1.0, data.degrade_scales)
+    data, size, cleaning = config.data, config.model.out_size, config.model.restorer().input_denoise
+    dataset = FacePairs(plan.val, size, data.presets, config.train.seed, False, 1.0, data.degrade_scales, cleaning)
     pairs = [dataset.pair(index, 0) for index in range(len(dataset))]
     lq = torch.stack([to_tensor(p[0]) for p in pairs]) if pairs else torch.zeros(0, 3, size, size)
     gt = torch.stack([to_tensor(p[1]) for p in pairs]) if pairs else torch.zeros(0, 3, size, size)

@@ -355,3 +355,19 @@ def test_a_diverging_run_stops_with_a_checkpoint_naming_the_loss(faces: Path, tm
     assert result.checkpoint is not None and result.checkpoint.is_file()
     events = [r["event"] for r in read_log(out_dir / "log.jsonl")]
     assert "guard" in events and "diverged" in events
+
+
+def test_face_pairs_clean_the_input_as_the_restorer_says(faces: Path) -> None:
+    from minerrestore.baselines import nlm_denoise
+
+    items = [FaceItem(p.name, p, None, tuple(map(tuple, template_for(64)))) for p in sorted(faces.iterdir())[:1]]
+    plain, cleaned = (FacePairs(items, 64, ["paper"], 3, False, 1.4, input_denoise=h) for h in (0.0, 5.0))
+    lq, gt, _ = plain.pair(0, 1)
+    clean_lq, same_gt, _ = cleaned.pair(0, 1)
+    np.testing.assert_array_equal(same_gt, gt)
+    np.testing.assert_array_equal(clean_lq, nlm_denoise(lq, 5.0))
+    assert not np.array_equal(clean_lq, lq)
+    config = load_config("tiny", ["model.arch.input_denoise=5"])
+    assert config.model.restorer().input_denoise == 5.0
+    with pytest.raises(ConfigError, match="input_denoise"):
+        load_config("tiny", ["model.arch.input_denoise=-1"])
