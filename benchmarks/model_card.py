@@ -33,8 +33,7 @@ runs, as a user would:
    oversharpened.
 
     python benchmarks/model_card.py --score-size 256 --card weights/MODEL_CARD.md \\
-        --model scheme_A=weights/stages/default256_a_stage1.safetensors \\
-        --model scheme_D=weights/stages/default256_d_stage1.safetensors --model d128=default
+        --model scheme_A=a256 --model scheme_D=d256 --model d128=d128
 
 Writes OUT/table.md and OUT/table.json (columns: preset, method, PSNR, SSIM, LPIPS, NIQE,
 identity cos, dlib dist, HF ratio), OUT/<preset>/scored_<S>/evaluate.json and

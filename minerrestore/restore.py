@@ -13,7 +13,7 @@ is downloaded.
 
 Files and folders (output folders, ``report.json``, torchrun) are :mod:`minerrestore.restore_files`.
 Model files load through :func:`minerrestore.models.catalogue.load_model`: a catalogue name
-(``default`` = ``d128``, ``a128``, the official ``gfpgan-v1.3`` / ``gfpgan-v1.4``), a training
+(``default`` = ``d256``, ``a256``, ``d128``, the official ``gfpgan-v1.3`` / ``gfpgan-v1.4``), a training
 run folder or a restorer file. Written for minerrestore (MIT).
 """
 
@@ -160,7 +160,7 @@ class Restorer:
     their own (once per process).
 
     Args:
-        model: a restorer name (``default`` = ``d128``, ``a128``, ``gfpgan-v1.3``,
+        model: a restorer name (``default`` = ``d256``, ``a256``, ``d128``, ``gfpgan-v1.3``,
             ``gfpgan-v1.4``), a run folder or a model file
             (see :func:`~minerrestore.models.catalogue.load_model`).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.

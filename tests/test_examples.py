@@ -25,11 +25,11 @@ def test_readme_main_line_restores_the_examples() -> None:
     assert first_command == MAIN_LINE
 
 
-def test_default_model_is_the_shipped_scheme_d_at_128_px() -> None:
+def test_default_model_is_the_shipped_scheme_d_at_256_px() -> None:
     model = load_model("default")
-    assert model.path.parent == REPO_ROOT / "weights" and model.path.name == "minerrestore_d128.safetensors"
-    assert (model.config.removal, model.config.modulation, model.config.out_size) == ("unetpp", "se-cssft", 128)
-    assert (load_model("a128").config.removal, load_model("a128").config.modulation) == ("unet", "cs-sft")
+    assert model.path.parent == REPO_ROOT / "weights" and model.path.name == "minerrestore_d256.safetensors"
+    assert (model.config.removal, model.config.modulation, model.config.out_size) == ("unetpp", "se-cssft", 256)
+    assert (load_model("a256").config.removal, load_model("a256").config.modulation) == ("unet", "cs-sft")
 
 
 def test_default_model_restores_every_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

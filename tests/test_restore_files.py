@@ -172,7 +172,7 @@ def test_missing_default_model_is_a_usage_error(
     monkeypatch.delenv(files.WEIGHTS_ENV, raising=False)
     assert _run([portraits, "--out", tmp_path / "out", "--device", "cpu", "-q"]) == 2
     err = capsys.readouterr().err
-    assert "minerrestore_d128.safetensors" in err and "reinstall minerrestore" in err
+    assert "minerrestore_d256.safetensors" in err and "reinstall minerrestore" in err
     assert not (tmp_path / "out" / "restored_imgs").exists()
 
 

@@ -38,7 +38,7 @@ FILE_KINDS: tuple[Kind, ...] = ("restorer", "prior", "detector", "parser", "upsa
 """Kinds whose entries are files (an architecture is code: random initialisation)."""
 
 DEFAULT_MODEL = "default"
-"""``restore --model`` default: an alias of the shipped restorer ``d128`` (weights/MODEL_CARD.md)."""
+"""``restore --model`` default: an alias of the shipped restorer ``d256`` (weights/MODEL_CARD.md)."""
 
 _MODEL_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
 
@@ -104,8 +104,21 @@ def _scheme(letter: str, purpose: str) -> ModelEntry:
     return ModelEntry(f"scheme-{letter.lower()}", "architecture", purpose, (letter,), source="code", scheme=letter)
 
 
-def _shipped_restorer(name: str, scheme: str, purpose: str, sha256: str, aliases: tuple[str, ...] = ()) -> ModelEntry:
-    """A restorer of weights/ (128 px, trained by minerrestore; old name ``restorer.<name>``)."""
+SHIPPED_128 = (("out_size", 128), ("narrow", 0.25), ("num_style_feat", 256), ("num_mlp", 2))
+"""Architecture of the 128 px restorers (``default128``)."""
+SHIPPED_256 = (*SHIPPED_128[1:], ("out_size", 256), ("input_skip", True), ("input_denoise", 3.0))
+"""Architecture of the 256 px restorers (``default256``: input skip, input cleaned by non-local means, h 3)."""
+
+
+def _shipped_restorer(
+    name: str,
+    scheme: str,
+    purpose: str,
+    sha256: str,
+    aliases: tuple[str, ...] = (),
+    arch: tuple[tuple[str, Any], ...] = SHIPPED_256,
+) -> ModelEntry:
+    """A restorer of weights/ (trained by minerrestore; old name ``restorer.<name>``)."""
     return ModelEntry(
         name,
         "restorer",
@@ -117,7 +130,7 @@ def _shipped_restorer(name: str, scheme: str, purpose: str, sha256: str, aliases
         sha256=sha256,
         source="shipped",
         scheme=scheme,
-        arch=(("out_size", 128), ("narrow", 0.25), ("num_style_feat", 256), ("num_mlp", 2)),
+        arch=arch,
     )
 
 
@@ -167,17 +180,24 @@ CATALOGUE: tuple[ModelEntry, ...] = (
         scheme="gfpgan-clean",
     ),
     _shipped_restorer(
-        "d128",
+        "d256",
         "D",
-        "the default restorer: scheme D (UNet++ + SE-CSSFT), 128 px (weights/MODEL_CARD.md)",
-        "1f0737c1ee6dcfeb522be1ce38af75ab850b41e65ea6d488311f4bc3052d092e",
+        "the default restorer: scheme D (UNet++ + SE-CSSFT), 256 px (weights/MODEL_CARD.md)",
+        "3d0b0d9d8c2e5e9ad24a10fa4760c3e2c2011a62333a32bad1e662b969b10336",
         aliases=("default",),
     ),
     _shipped_restorer(
-        "a128",
+        "a256",
         "A",
         "scheme A (GFP-GAN's UNet + CS-SFT) trained like the default: the ablation baseline",
-        "ec06bb5c778431e2e7d35e1c435bf5526f5b33005796bad2d5162dab49e37a7d",
+        "3c5d2ffa5c901fe6e56e214e2e6a02aeff4edd415c224bc645ddeb9ad08bca6f",
+    ),
+    _shipped_restorer(
+        "d128",
+        "D",
+        "the earlier default: scheme D at 128 px, trained on faces/ only (weights/MODEL_CARD.md)",
+        "1f0737c1ee6dcfeb522be1ce38af75ab850b41e65ea6d488311f4bc3052d092e",
+        arch=SHIPPED_128,
     ),
     _official_gfpgan(
         "1.2", "v0.2.0", "29e25ee90c170f4231163f4c83df6b59c968b73f3ce00cb884015ae005db083c", "GFPGANCleanv1-NoCE-C2.pth"
@@ -475,7 +495,7 @@ def load_model(model: str | Path = DEFAULT_MODEL, device: str | torch.device = "
     """Build and load a restorer for inference.
 
     Args:
-        model: a restorer name (``default`` = ``d128``, ``a128``, ``gfpgan-v1.3`` /
+        model: a restorer name (``default`` = ``d256``, ``a256``, ``d128``, ``gfpgan-v1.3`` /
             ``gfpgan-v1.4``: the official files), a training run folder, or a restorer file
             that :func:`minerrestore.archs.checkpoints.load_restorer` reads (ours: safetensors
             with the architecture in the metadata, else inferred from the shapes; official

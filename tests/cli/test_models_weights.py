@@ -21,15 +21,15 @@ def test_models_lists_every_architecture_and_restorer_by_name(capsys: pytest.Cap
     assert set(rows) == set(SCHEMES) and rows["D"]["name"] == "scheme-d" and rows["D"]["aliases"] == ["D"]
     assert rows["D"]["gflops_64"] > rows["D"]["gflops_32"] > 0
     assert rows["D"]["parameters"] > rows["A"]["parameters"] > 1_000_000
-    d128 = next(row for row in listed if row["name"] == "d128")
-    assert d128["architecture"] == "scheme-d" and d128["out_size"] == 128 and "default" in d128["aliases"]
-    assert d128["gflops_128"] > 0 and d128["parameters"] == load_model("d128").describe()["parameters"]
+    d256 = next(row for row in listed if row["name"] == "d256")
+    assert d256["architecture"] == "scheme-d" and d256["out_size"] == 256 and "default" in d256["aliases"]
+    assert d256["gflops_256"] > 0 and d256["parameters"] == load_model("d256").describe()["parameters"]
 
 
 def test_models_table_and_bad_size(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "--size", "32"]) == 0
     out = capsys.readouterr().out
-    assert "se-cssft" in out and "unetpp" in out and "scheme-d" in out and "d128" in out
+    assert "se-cssft" in out and "unetpp" in out and "scheme-d" in out and "d256" in out
     assert main(["models", "--size", "100"]) == 2
     assert "power of two" in capsys.readouterr().err
 
@@ -43,7 +43,7 @@ def test_weights_inspect_reports_what_loads(tmp_path: Path, capsys: pytest.Captu
     assert main(["weights", "inspect", str(path)]) == 0
     out = capsys.readouterr().out
     assert "loaded" in out and "new 0" in out
-    assert main(["weights", "inspect", "restorer.a128", "--json", "-"]) == 0  # a catalogue name (old or new)
+    assert main(["weights", "inspect", "restorer.a256", "--json", "-"]) == 0  # a catalogue name (old or new)
     assert json.loads(capsys.readouterr().out)["scheme"] is None
     assert main(["weights", "inspect", str(tmp_path / "missing.pth")]) == 2
     assert "no such model file" in capsys.readouterr().err

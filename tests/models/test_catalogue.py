@@ -25,9 +25,10 @@ from minerrestore.models.catalogue import (
 from tests.conftest import tiny_restorer
 
 OLD_NAMES = {
-    "default": "d128",
+    "default": "d256",
+    "restorer.d256": "d256",
+    "restorer.a256": "a256",
     "restorer.d128": "d128",
-    "restorer.a128": "a128",
     "gfpgan.v1_3": "gfpgan-v1.3",
     "gfpgan.v1_4": "gfpgan-v1.4",
     "stylegan2.ffhq512_cmul1": "stylegan2-ffhq512",
@@ -92,8 +93,8 @@ def test_unknown_names_suggest_close_names_and_aliases() -> None:
 
 
 def test_resolve_file_takes_names_paths_and_run_folders(tmp_path: Path) -> None:
-    shipped = files.REPO_WEIGHTS_DIR / "minerrestore_d128.safetensors"
-    assert resolve_file("default") == resolve_file("D128") == resolve_file("restorer.d128") == shipped
+    shipped = files.REPO_WEIGHTS_DIR / "minerrestore_d256.safetensors"
+    assert resolve_file("default") == resolve_file("D256") == resolve_file("restorer.d256") == shipped
     assert resolve_file(shipped) == shipped and resolve_file(str(shipped)) == shipped
     run = tmp_path / "run"
     run.mkdir()
@@ -114,7 +115,7 @@ def test_create_model_builds_an_architecture_or_loads_a_file(tmp_path: Path) -> 
     loaded = create_model(path, device="cpu")
     assert loaded.config == random.config
     assert all(torch.equal(value, loaded.state_dict()[key]) for key, value in random.state_dict().items())
-    assert create_model("a128").config.out_size == 128
+    assert create_model("a256").config.out_size == 256 and create_model("d128").config.out_size == 128
     with pytest.raises(UsageError, match="keeps its architecture"):
         create_model(path, out_size=64)
     with pytest.raises(WeightsError, match="yunet is a detector file, not a trained restorer"):
@@ -122,8 +123,9 @@ def test_create_model_builds_an_architecture_or_loads_a_file(tmp_path: Path) -> 
 
 
 def test_restore_names_load_the_shipped_restorers() -> None:
-    paths = {name: load_model(name).path for name in ("default", "d128", "restorer.d128", "a128")}
-    assert paths["default"] == paths["d128"] == paths["restorer.d128"] != paths["a128"]
+    paths = {name: load_model(name).path for name in ("default", "d256", "restorer.d256", "a256", "d128")}
+    assert paths["default"] == paths["d256"] == paths["restorer.d256"] != paths["a256"] != paths["d128"]
+    assert load_model("default").config.input_denoise == 3.0  # its input is cleaned as in its training
     assert load_model("default").name == "default"  # reports keep what was asked for
     with pytest.raises(WeightsError, match="architecture"):
         load_model("scheme-d")
@@ -181,6 +183,6 @@ def test_model_file_roundtrip_and_errors(tiny_model: Path, tmp_path: Path, monke
     monkeypatch.delenv(files.WEIGHTS_ENV, raising=False)
     with pytest.raises(WeightsError) as info:
         load_model("default")
-    assert "minerrestore_d128.safetensors" in str(info.value) and "reinstall" in info.value.hint
+    assert "minerrestore_d256.safetensors" in str(info.value) and "reinstall" in info.value.hint
     with pytest.raises(WeightsError, match=r"GFPGANv1\.4\.pth"):
         load_model("gfpgan-v1.4")

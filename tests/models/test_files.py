@@ -67,7 +67,7 @@ def test_registered_checksums_hold_for_present_files() -> None:
 
 def test_every_shipped_file_is_in_the_repository_with_its_checksum() -> None:
     shipped = [entry for entry in entries(*FILE_KINDS) if entry.source == "shipped"]
-    assert {"d128", "a128", "yunet"} <= {entry.name for entry in shipped}
+    assert {"d256", "a256", "d128", "yunet"} <= {entry.name for entry in shipped}
     for entry in shipped:
         path = files.REPO_WEIGHTS_DIR / entry.filename
         assert path.is_file(), f"{entry.filename} is registered as shipped but not in weights/"
