@@ -33,7 +33,8 @@ def unsharp_mask(rgb: np.ndarray, sigma: float = UNSHARP_SIGMA, amount: float = 
 
 def nlm_denoise(rgb: np.ndarray, strength: float, template: int = NLM_TEMPLATE, search: int = NLM_SEARCH) -> np.ndarray:
     """OpenCV's colour non-local means on an HxWx3 uint8 RGB image (``h`` = ``strength`` for
-    luminance and colour; a grey image stays grey); ``rgb`` itself when ``strength`` is 0."""
+    luminance and colour; it works in Lab, so a grey image may come back with channels 1 apart);
+    ``rgb`` itself when ``strength`` is 0."""
     if strength <= 0.0:
         return rgb
     bgr = np.ascontiguousarray(rgb[..., ::-1])  # OpenCV's colour version works in Lab from BGR

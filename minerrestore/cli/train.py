@@ -19,7 +19,7 @@ def train_command(
             "-c",
             help=(
                 "YAML config file, or a shipped config: tiny, default128, default256, default256_stage2 and "
-                "default256_stage3 (the next model, in training), paper512, paper512_a ... paper512_g."
+                "default256_stage3 (the default d256's three stages), paper512, paper512_a ... paper512_g."
             ),
         ),
     ],
