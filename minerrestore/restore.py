@@ -51,7 +51,7 @@ from minerrestore.face.paste import DEFAULT_MASK_SHAPE, MASK_SHAPES, ColorMatch,
 from minerrestore.io import LoadedImage, grey_rgb
 from minerrestore.lowlight import LowLightSteady, check_mode, enhance_low_light, is_dark
 from minerrestore.models.catalogue import DEFAULT_MODEL, LoadedModel, load_model
-from minerrestore.severity import DegradationEstimate, estimate_degradation
+from minerrestore.severity import DegradationEstimate, estimate_degradation, input_cleaning
 
 AUTO_FIDELITY = "auto"
 
@@ -425,6 +425,9 @@ class Restorer:
     def restore_crops(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Run aligned faces through the network, ``batch_size`` at a time.
 
+        Each face is first cleaned as the network's training inputs were, more where it is dark
+        (:func:`~minerrestore.severity.input_cleaning`).
+
         Args:
             crops: (S, S, 3) uint8 RGB aligned faces, S the network's size.
 
@@ -438,10 +441,11 @@ class Restorer:
         model = self.network
         device = self._loaded["device"]
         fidelity = 1.0 if self.fidelity == AUTO_FIDELITY else self.fidelity
-        strength = model.config.input_denoise  # the network's inputs are cleaned as in its training
+        trained = model.config.input_denoise  # the cleaning of its training inputs (0: none)
         restored: list[np.ndarray] = []
         for start in range(0, len(crops), self.batch_size):
-            inputs = [nlm_denoise(crop, strength) for crop in crops[start : start + self.batch_size]]
+            part = crops[start : start + self.batch_size]
+            inputs = [nlm_denoise(crop, input_cleaning(crop, trained)) for crop in part]
             batch = torch.from_numpy(np.stack(inputs)).to(device)
             with torch.inference_mode(), autocast(self._loaded["dtype"], device):
                 x = batch.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)

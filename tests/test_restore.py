@@ -124,22 +124,26 @@ def test_auto_fidelity_leaves_a_clean_face_as_it_is_and_restores_a_degraded_one(
     assert fixed.faces[0].strength == 1.0 and np.abs(fixed.image.astype(int) - clean).max() > 20
 
 
-def test_the_network_sees_its_input_cleaned_as_its_file_says(tmp_path: Path) -> None:
+def test_the_network_sees_its_input_cleaned_as_its_file_says_raised_for_dark_faces(tmp_path: Path) -> None:
     import torch
 
     from minerrestore.archs.checkpoints import save_restorer
     from minerrestore.archs.restorer import create_restorer
     from minerrestore.baselines import nlm_denoise
+    from minerrestore.severity import input_cleaning
 
     torch.manual_seed(0)
     net = create_restorer("D", out_size=64, narrow=0.125, num_style_feat=32, num_mlp=1, input_denoise=8.0).eval()
     path = save_restorer(tmp_path / "cleaning.safetensors", net)
     rng = np.random.default_rng(0)
-    crops = [np.clip(128 + rng.normal(0, 20, (64, 64, 3)), 0, 255).astype(np.uint8) for _ in range(2)]
+    crops = [np.clip(level + rng.normal(0, 20, (64, 64, 3)), 0, 255).astype(np.uint8) for level in (170, 30)]
     restorer = _restorer(path, batch_size=2).load()
     assert restorer.network.config.input_denoise == 8.0  # stored in the file
+    strengths = [input_cleaning(crop, 8.0) for crop in crops]
+    assert strengths[0] == 8.0 and strengths[1] > 8.0  # a dark face is cleaned more than its training's
     with torch.inference_mode():
-        x = torch.from_numpy(np.stack([nlm_denoise(c, 8.0) for c in crops])).permute(0, 3, 1, 2).float() / 127.5 - 1
+        cleaned = [nlm_denoise(crop, h) for crop, h in zip(crops, strengths, strict=True)]
+        x = torch.from_numpy(np.stack(cleaned)).permute(0, 3, 1, 2).float() / 127.5 - 1
         expected = net(x).image.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     np.testing.assert_array_equal(np.stack(restorer.restore_crops(crops)), expected)
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from minerrestore.data.degradation import apply_degradation
-from minerrestore.face.align import estimate_affine, invert_affine
+from minerrestore.face.align import estimate_affine, invert_affine, warp_affine
 from minerrestore.face.paste import Fusion, fuse_face, paste_faces
 from minerrestore.io import read_image
-from minerrestore.severity import DegradationEstimate, blockiness, edge_blur, estimate_degradation
+from minerrestore.severity import DegradationEstimate, blockiness, edge_blur, estimate_degradation, input_cleaning
 from tests.conftest import SHARED
 
 PHOTO = SHARED / "data" / "faces_hires" / "congress" / "A000055.jpg"
@@ -177,3 +177,22 @@ def test_a_face_lifted_from_the_dark_is_denoised_and_partly_restored(photo: tupl
     assert plain.lift == 1.0 and lifted.lift > 6.0
     assert lifted.denoise > 0.0 and 0.4 < lifted.severity < plain.severity + 0.6
     assert lifted.bounded().lift <= 6.0 and lifted.bounded().severity == lifted.severity
+
+
+@needs_photo
+def test_the_network_input_is_cleaned_more_where_the_face_is_dark(photo: tuple[np.ndarray, np.ndarray]) -> None:
+    rgb, _ = photo
+    from minerrestore.face import detect_faces
+
+    affine = estimate_affine(detect_faces(rgb)[0].landmarks, 256)
+
+    def cleaning(params: dict, base: float = 3.0) -> float:
+        degraded = apply_degradation(rgb, params) if params else rgb
+        return input_cleaning(warp_affine(degraded, affine, (256, 256)), base)
+
+    assert cleaning({}) == 3.0  # a clean, lit face: the training's cleaning
+    assert cleaning({"noise": {"sigma": 15.0, "seed": 0}}) == 3.0  # grain alone does not raise it
+    darkened = [{"lowlight": {"exposure": e, "gamma": 1.0, "shot": 0.0, "seed": 0}} for e in (0.85, 0.7, 0.3)]
+    dark = [cleaning(params) for params in darkened]
+    assert 3.0 < dark[0] < dark[1] < dark[2] == 10.0  # the darker, the more; capped
+    assert cleaning(darkened[-1], base=0.0) == 0.0  # a model trained on raw input gets it raw

@@ -71,7 +71,8 @@ class RestorerConfig:
         input_denoise: non-local-means strength ``h`` the aligned uint8 faces are cleaned with
             before the network (:func:`minerrestore.baselines.nlm_denoise`; 0: none). Not a layer:
             the input the network was trained on, stored with its weights so that training and
-            ``restore`` feed it the same faces.
+            ``restore`` feed it the same faces (``restore`` raises it for dark faces:
+            :func:`minerrestore.severity.input_cleaning`).
     """
 
     removal: RemovalName = "unetpp"
