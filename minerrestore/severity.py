@@ -82,7 +82,7 @@ _DENOISE_FULL_NOISE = 10.0  # native noise std denoised at full strength
 _DENOISE_H = (3.0, 15.0)  # non-local-means h from light to full strength
 _SHARPEN = 1.0  # unsharp amount at full severity
 _LIFT_RANGE = (2.0, 6.0)  # brightening by the low-light enhancement over which a face counts as lifted
-# The network's input cleaning (input_cleaning), read on the face aligned at ANALYSIS_SIZE:
+# The network's input cleaning (input_cleaning), read on the network's aligned face:
 _CLEAN_DARK = 7.0  # h added to a dark face (the network re-lights it, and its noise with it) ...
 _CLEAN_DARK_RANGE = (0.6, 0.35)  # ... from not at all at this highlight level of the inner face to fully at this one
 _CLEAN_HIGHLIGHT = 0.95  # the highlight level: this quantile of the inner face's luminance (0-1)
@@ -191,11 +191,11 @@ def input_cleaning(crop: np.ndarray, base: float) -> float:
     degraded (``paper``, ``miner``, seed 77) and restored at 512 with ``d256``, scored at 256,
     against ``base`` alone: ``miner`` LPIPS 0.508 -> 0.463, SSIM 0.655 -> 0.709, dlib distance
     0.474 -> 0.467; ``paper`` as good (10 of 110 faces raised a little; LPIPS 0.318 -> 0.318,
-    dlib 0.347 -> 0.347). Left out after
-    measuring: a fixed h of 5 or more (costs ``paper`` identity); raising h for grain (white noise
-    on the aligned face; best at h 3 on ``paper``); raising it for a face the low-light enhancement
-    brightened (:attr:`DegradationEstimate.lift`; on the ``dark`` level of
-    ``benchmarks/bench_severity.py``, dlib 0.410 -> 0.414, 32 % of photos further against 24 %).
+    dlib 0.347 -> 0.347). Left out after measuring: a fixed h of 5 or more (costs ``paper``
+    identity); raising h for grain (white noise on the aligned face; best at h 3 on ``paper``);
+    raising it for a face the low-light enhancement brightened (:attr:`DegradationEstimate.lift`;
+    on the ``dark`` level of ``benchmarks/bench_severity.py``, dlib 0.410 -> 0.414, 32 % of photos
+    further against 24 %).
 
     Args:
         crop: (S, S, 3) uint8 RGB aligned face.
