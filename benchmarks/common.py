@@ -75,6 +75,15 @@ def held_out_hires_photos(limit: int | None = None) -> list[Path]:
     return [path for path in hires if path in held][:limit]
 
 
+def training_hires_photos(count: int) -> list[Path]:
+    """``count`` photos of faces_hires/ of the people training keeps, evenly spaced through the
+    sorted list (from its fourth photo: the tuning set of ``tune_input_cleaning.py``'s figures)."""
+    _, hires, held_out = _held_out_people()
+    held = set(held_out)
+    kept = [path for path in hires if path not in held]
+    return kept[3 :: max(len(kept) // count, 1)][:count]
+
+
 def shrink(rgb: np.ndarray, side: int = SIDE) -> np.ndarray:
     """Area-shrink so the longer side is ``side``."""
     scale = side / max(rgb.shape[:2])

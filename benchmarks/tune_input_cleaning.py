@@ -1,0 +1,112 @@
+"""The table behind :func:`minerrestore.severity.input_cleaning`: how hard to clean the network's input.
+
+On *training* people (none of those the model card scores), as the card's protocol otherwise:
+
+1. ``--images`` photos of ../shared/data/faces_hires whose people training keeps (evenly spaced
+   through the sorted list; :func:`common.training_hires_photos`), their largest face aligned at
+   512 px into OUT/aligned_512;
+2. ``minerrestore degrade --size 512 --seed 77`` with ``paper`` and with ``miner``;
+3. every degraded face area-resized to the network's size and restored at ``fidelity 1`` with
+   its input cleaned by non-local means at each fixed ``--strengths`` h, and as ``restore``
+   cleans it (``input_cleaning``: the file's h, raised for dark faces); NLM + unsharp for
+   reference;
+4. PSNR, SSIM, LPIPS-Alex and (with ``pip install -e ".[bench]"``) dlib distance against the
+   ground truth at the network's size, as a markdown table on stdout and in OUT/table.md.
+
+    python benchmarks/tune_input_cleaning.py    # 110 faces per preset: about 20 min on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from common import dlib_identity, training_hires_photos
+from model_card import CLI, PRESETS, run
+
+from minerrestore.baselines import classical_restore, nlm_denoise
+from minerrestore.data.datasets import align_largest_face
+from minerrestore.io import list_images, read_image, write_image
+from minerrestore.metrics import load_lpips, lpips_distance, psnr, ssim
+from minerrestore.models.catalogue import LoadedModel, load_model
+from minerrestore.severity import input_cleaning
+
+SEED = 77  # not the card's 2026: other draws of the presets as well as other people
+ALIGN_SIZE = 512
+BATCH = 8
+
+
+def area(rgb: np.ndarray, side: int) -> np.ndarray:
+    """Area-resize to side x side."""
+    return cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA)
+
+
+def restore_at(model: LoadedModel, crops: list[np.ndarray], strengths: list[float]) -> np.ndarray:
+    """The network's faces (fidelity 1) for crops cleaned at the given non-local-means h each."""
+    out = []
+    for start in range(0, len(crops), BATCH):
+        part = zip(crops[start : start + BATCH], strengths[start : start + BATCH], strict=True)
+        cleaned = np.stack([nlm_denoise(crop, h) for crop, h in part])
+        with torch.inference_mode():
+            x = torch.from_numpy(cleaned).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+            y = model.net(x, fidelity=1.0).image.clamp(-1.0, 1.0).add(1.0).mul(127.5).round()
+        out.append(y.to(torch.uint8).permute(0, 2, 3, 1).numpy())
+    return np.concatenate(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=110, help="training photos (default 110)")
+    parser.add_argument("--model", default="default", help="restorer: a catalogue name or a file")
+    parser.add_argument("--strengths", type=float, nargs="+", default=[0, 3, 5, 7, 10, 14], help="fixed h")
+    parser.add_argument("--out", type=Path, default=Path("runs/tune_input_cleaning"))
+    args = parser.parse_args()
+
+    aligned = args.out / f"aligned_{ALIGN_SIZE}"
+    aligned.mkdir(parents=True, exist_ok=True)
+    for path in training_hires_photos(args.images):
+        target = aligned / f"{path.parent.name}_{path.stem}.png"
+        face = None if target.exists() else align_largest_face(read_image(path).rgb, ALIGN_SIZE)
+        if face is not None:
+            write_image(target, face[0])
+    for preset in PRESETS:
+        folder = args.out / preset
+        if not (folder / "lq").is_dir():
+            options = ["--preset", preset, "--size", str(ALIGN_SIZE), "--seed", str(SEED), "--quiet"]
+            run([*CLI, "degrade", str(aligned), "--out", str(folder), *options])
+
+    model = load_model(args.model)
+    side, base = model.size, model.config.input_denoise
+    lpips, dlib = load_lpips("alex"), dlib_identity()
+    lines = [
+        f"{len(list_images(aligned))} training faces per preset, scored at {side} px (PSNR / SSIM / LPIPS / dlib)",
+        "",
+        "| preset | cleaning | PSNR ↑ | SSIM ↑ | LPIPS ↓ | dlib dist ↓ |",
+        "|---|---|---|---|---|---|",
+    ]
+    for preset in PRESETS:
+        names = [path.name for path in list_images(args.out / preset / "lq")]
+        lq512 = [read_image(args.out / preset / "lq" / name).rgb for name in names]
+        truth = np.stack([area(read_image(args.out / preset / "gt" / name).rgb, side) for name in names])
+        crops = [area(rgb, side) for rgb in lq512]
+        methods = {"NLM + unsharp": np.stack([area(classical_restore(rgb), side) for rgb in lq512])}
+        methods |= {f"h {h:g}": restore_at(model, crops, [h] * len(crops)) for h in args.strengths}
+        methods["restore (input_cleaning)"] = restore_at(model, crops, [input_cleaning(c, base) for c in crops])
+        for method, faces in methods.items():
+            scores = [
+                float(torch.as_tensor(psnr(faces, truth)).mean()),
+                float(torch.as_tensor(ssim(faces, truth)).mean()),
+                float(torch.as_tensor(lpips_distance(faces, truth, lpips)).mean()),
+            ]
+            dlib_cell = "n/a" if dlib is None else f"{np.mean(dlib.distances(faces, truth)):.4f}"
+            lines.append(f"| {preset} | {method} | {scores[0]:.2f} | {scores[1]:.4f} | {scores[2]:.4f} | {dlib_cell} |")
+            print(lines[-1], flush=True)
+    (args.out / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
