@@ -27,34 +27,19 @@ import torch
 from common import dlib_identity, training_hires_photos
 from model_card import CLI, PRESETS, run
 
-from minerrestore.baselines import classical_restore, nlm_denoise
+from minerrestore.baselines import classical_restore
 from minerrestore.data.datasets import align_largest_face
 from minerrestore.io import list_images, read_image, write_image
 from minerrestore.metrics import load_lpips, lpips_distance, psnr, ssim
-from minerrestore.models.catalogue import LoadedModel, load_model
-from minerrestore.severity import input_cleaning
+from minerrestore.restore import Restorer
 
 SEED = 77  # not the card's 2026: other draws of the presets as well as other people
 ALIGN_SIZE = 512
-BATCH = 8
 
 
 def area(rgb: np.ndarray, side: int) -> np.ndarray:
     """Area-resize to side x side."""
     return cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA)
-
-
-def restore_at(model: LoadedModel, crops: list[np.ndarray], strengths: list[float]) -> np.ndarray:
-    """The network's faces (fidelity 1) for crops cleaned at the given non-local-means h each."""
-    out = []
-    for start in range(0, len(crops), BATCH):
-        part = zip(crops[start : start + BATCH], strengths[start : start + BATCH], strict=True)
-        cleaned = np.stack([nlm_denoise(crop, h) for crop, h in part])
-        with torch.inference_mode():
-            x = torch.from_numpy(cleaned).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-            y = model.net(x, fidelity=1.0).image.clamp(-1.0, 1.0).add(1.0).mul(127.5).round()
-        out.append(y.to(torch.uint8).permute(0, 2, 3, 1).numpy())
-    return np.concatenate(out)
 
 
 def main() -> None:
@@ -78,8 +63,8 @@ def main() -> None:
             options = ["--preset", preset, "--size", str(ALIGN_SIZE), "--seed", str(SEED), "--quiet"]
             run([*CLI, "degrade", str(aligned), "--out", str(folder), *options])
 
-    model = load_model(args.model)
-    side, base = model.size, model.config.input_denoise
+    restorer = Restorer(args.model, aligned=True, fidelity=1.0, device="cpu", precision="float32").load()
+    side = restorer.network.size
     lpips, dlib = load_lpips("alex"), dlib_identity()
     lines = [
         f"{len(list_images(aligned))} training faces per preset, scored at {side} px (PSNR / SSIM / LPIPS / dlib)",
@@ -93,8 +78,8 @@ def main() -> None:
         truth = np.stack([area(read_image(args.out / preset / "gt" / name).rgb, side) for name in names])
         crops = [area(rgb, side) for rgb in lq512]
         methods = {"NLM + unsharp": np.stack([area(classical_restore(rgb), side) for rgb in lq512])}
-        methods |= {f"h {h:g}": restore_at(model, crops, [h] * len(crops)) for h in args.strengths}
-        methods["restore (input_cleaning)"] = restore_at(model, crops, [input_cleaning(c, base) for c in crops])
+        methods |= {f"h {h:g}": np.stack(restorer.restore_crops(crops, [h] * len(crops))) for h in args.strengths}
+        methods["restore (input_cleaning)"] = np.stack(restorer.restore_crops(crops))
         for method, faces in methods.items():
             scores = [
                 float(torch.as_tensor(psnr(faces, truth)).mean()),

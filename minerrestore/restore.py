@@ -422,7 +422,7 @@ class Restorer:
         """The network's share in a face: its severity with ``fidelity="auto"``, else 1."""
         return estimate.severity if self.fidelity == AUTO_FIDELITY else 1.0
 
-    def restore_crops(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def restore_crops(self, crops: Sequence[np.ndarray], cleaning: Sequence[float] | None = None) -> list[np.ndarray]:
         """Run aligned faces through the network, ``batch_size`` at a time.
 
         Each face is first cleaned as the network's training inputs were, more where it is dark
@@ -430,6 +430,8 @@ class Restorer:
 
         Args:
             crops: (S, S, 3) uint8 RGB aligned faces, S the network's size.
+            cleaning: per face, the non-local-means ``h`` to clean it with instead (0: none); for
+                measuring other cleanings (``benchmarks/tune_input_cleaning.py``).
 
         Returns:
             (S, S, 3) uint8 RGB restored faces, in order.
@@ -441,11 +443,12 @@ class Restorer:
         model = self.network
         device = self._loaded["device"]
         fidelity = 1.0 if self.fidelity == AUTO_FIDELITY else self.fidelity
-        trained = model.config.input_denoise  # the cleaning of its training inputs (0: none)
+        if cleaning is None:  # the cleaning of its training inputs (0: none), raised for dark faces
+            cleaning = [input_cleaning(crop, model.config.input_denoise) for crop in crops]
         restored: list[np.ndarray] = []
         for start in range(0, len(crops), self.batch_size):
-            part = crops[start : start + self.batch_size]
-            inputs = [nlm_denoise(crop, input_cleaning(crop, trained)) for crop in part]
+            part = zip(crops[start : start + self.batch_size], cleaning[start : start + self.batch_size], strict=True)
+            inputs = [nlm_denoise(crop, strength) for crop, strength in part]
             batch = torch.from_numpy(np.stack(inputs)).to(device)
             with torch.inference_mode(), autocast(self._loaded["dtype"], device):
                 x = batch.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)

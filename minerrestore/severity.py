@@ -189,14 +189,13 @@ def input_cleaning(crop: np.ndarray, base: float) -> float:
 
     Chosen on 110 training people's faces (``faces_hires``, none of the held-out people), aligned,
     degraded (``paper``, ``miner``, seed 77) and restored at 512 with ``d256``, scored at 256
-    (``benchmarks/tune_input_cleaning.py``),
-    against ``base`` alone: ``miner`` LPIPS 0.508 -> 0.463, SSIM 0.655 -> 0.709, dlib distance
-    0.474 -> 0.467; ``paper`` as good (10 of 110 faces raised a little; LPIPS 0.318 -> 0.318,
-    dlib 0.347 -> 0.347). Left out after measuring: a fixed h of 5 or more (costs ``paper``
-    identity); raising h for grain (white noise on the aligned face; best at h 3 on ``paper``);
-    raising it for a face the low-light enhancement brightened (:attr:`DegradationEstimate.lift`;
-    on the ``dark`` level of ``benchmarks/bench_severity.py``, dlib 0.410 -> 0.414, 32 % of photos
-    further against 24 %).
+    (``benchmarks/tune_input_cleaning.py``), against ``base`` alone: ``miner`` LPIPS 0.508 -> 0.463,
+    SSIM 0.655 -> 0.709, dlib distance 0.474 -> 0.467; ``paper`` as good (10 of 110 faces raised a
+    little; LPIPS 0.318 -> 0.318, dlib 0.347 -> 0.347). Left out after measuring: a fixed h of 5 or
+    more (costs ``paper`` identity); raising h for grain (white noise on the aligned face; best at h
+    3 on ``paper``); raising it for a face the low-light enhancement brightened
+    (:attr:`DegradationEstimate.lift`; on the ``dark`` level of ``benchmarks/bench_severity.py``,
+    dlib 0.410 -> 0.414, 32 % of photos further against 24 %).
 
     Args:
         crop: (S, S, 3) uint8 RGB aligned face.

@@ -141,11 +141,18 @@ def test_the_network_sees_its_input_cleaned_as_its_file_says_raised_for_dark_fac
     assert restorer.network.config.input_denoise == 8.0  # stored in the file
     strengths = [input_cleaning(crop, 8.0) for crop in crops]
     assert strengths[0] == 8.0 and strengths[1] > 8.0  # a dark face is cleaned more than its training's
-    with torch.inference_mode():
-        cleaned = [nlm_denoise(crop, h) for crop, h in zip(crops, strengths, strict=True)]
-        x = torch.from_numpy(np.stack(cleaned)).permute(0, 3, 1, 2).float() / 127.5 - 1
-        expected = net(x).image.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    np.testing.assert_array_equal(np.stack(restorer.restore_crops(crops)), expected)
+
+    def network_on(cleaning: list[float]) -> np.ndarray:
+        cleaned = [nlm_denoise(crop, h) for crop, h in zip(crops, cleaning, strict=True)]
+        with torch.inference_mode():
+            x = torch.from_numpy(np.stack(cleaned)).permute(0, 3, 1, 2).float() / 127.5 - 1
+            y = net(x).image.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+        return y.permute(0, 2, 3, 1).numpy()
+
+    np.testing.assert_array_equal(np.stack(restorer.restore_crops(crops)), network_on(strengths))
+    raw = network_on([0.0, 0.0])  # an explicit cleaning replaces the file's (for measuring others)
+    np.testing.assert_array_equal(np.stack(restorer.restore_crops(crops, [0.0, 0.0])), raw)
+    assert not np.array_equal(raw, network_on(strengths))
 
 
 @pytest.mark.parametrize("value", ["auto", "AUTO", " auto ", 0.0, "0.5", 1])
