@@ -2,7 +2,8 @@
 
 Its non-local means (:func:`nlm_denoise`) is also the light cleaning a restorer's input may be
 given before the network (``RestorerConfig.input_denoise``, the same in training and ``restore``)
-and the denoising of the photo's own face before the detail-keeping paste.
+and the denoising of the photo's own face before the detail-keeping paste, which
+:func:`gaussian_deconvolve` also deblurs where it is moderately blurred.
 
 ``classical_restore`` is what an engineer without a face model would do: OpenCV's
 non-local-means denoising (Buades et al. 2005) followed by an unsharp mask. Its parameters
@@ -22,6 +23,9 @@ NLM_TEMPLATE = 7
 NLM_SEARCH = 21
 UNSHARP_SIGMA = 1.5
 UNSHARP_AMOUNT = 0.6
+DECONVOLVE_BALANCE = 0.03
+"""Wiener balance of :func:`gaussian_deconvolve`: the noise-to-signal power it assumes at every
+frequency (where the blur's response falls below about its square root, it is not undone)."""
 
 
 def unsharp_mask(rgb: np.ndarray, sigma: float = UNSHARP_SIGMA, amount: float = UNSHARP_AMOUNT) -> np.ndarray:
@@ -40,6 +44,31 @@ def nlm_denoise(rgb: np.ndarray, strength: float, template: int = NLM_TEMPLATE, 
     bgr = np.ascontiguousarray(rgb[..., ::-1])  # OpenCV's colour version works in Lab from BGR
     denoised = cv2.fastNlMeansDenoisingColored(bgr, None, float(strength), float(strength), template, search)
     return np.ascontiguousarray(denoised[..., ::-1])
+
+
+def gaussian_deconvolve(rgb: np.ndarray, sigma: float, balance: float = DECONVOLVE_BALANCE) -> np.ndarray:
+    """Undo a Gaussian blur of ``sigma`` px: Wiener deconvolution of an HxWx3 uint8 image.
+
+    Each channel's spectrum is multiplied by ``G / (G^2 + balance)``, ``G`` the blur's (real)
+    frequency response; the image is mirrored at its borders first, so they do not ring.
+    ``rgb`` itself when ``sigma`` is 0.
+    """
+    if sigma <= 0.0:
+        return rgb
+    import scipy.fft
+
+    pad = int(np.ceil(4.0 * sigma)) + 8
+    rows, cols = rgb.shape[:2]
+    height = scipy.fft.next_fast_len(rows + 2 * pad, real=True)  # sizes the FFT is fast at
+    width = scipy.fft.next_fast_len(cols + 2 * pad, real=True)
+    padded = cv2.copyMakeBorder(rgb, pad, height - rows - pad, pad, width - cols - pad, cv2.BORDER_REFLECT_101)
+    fy = np.fft.fftfreq(height).astype(np.float32)[:, None]
+    fx = np.fft.rfftfreq(width).astype(np.float32)[None, :]
+    response = np.exp(np.float32(-2.0 * (np.pi * sigma) ** 2) * (fx * fx + fy * fy))
+    gain = (response / (response * response + np.float32(balance)))[..., None]
+    spectrum = scipy.fft.rfft2(padded.astype(np.float32), axes=(0, 1))
+    sharp = scipy.fft.irfft2(spectrum * gain, s=(height, width), axes=(0, 1))
+    return np.clip(np.rint(sharp[pad : pad + rows, pad : pad + cols]), 0, 255).astype(np.uint8)
 
 
 def classical_restore(rgb: np.ndarray, strength: float = NLM_STRENGTH) -> np.ndarray:

@@ -47,7 +47,7 @@ from minerrestore.face import (
     upscaled_size,
 )
 from minerrestore.face.detect import Face, detector_info
-from minerrestore.face.paste import DEFAULT_MASK_SHAPE, MASK_SHAPES, ColorMatch, Fusion, denoise_faces, fuse_face
+from minerrestore.face.paste import DEFAULT_MASK_SHAPE, MASK_SHAPES, ColorMatch, Fusion, clean_faces, fuse_face
 from minerrestore.io import LoadedImage, grey_rgb
 from minerrestore.lowlight import LowLightSteady, check_mode, enhance_low_light, is_dark
 from minerrestore.models.catalogue import DEFAULT_MODEL, LoadedModel, load_model
@@ -349,7 +349,8 @@ class Restorer:
         if loaded.is_grey:  # the network may tint a grey face; keep the saved crops grey
             restored = [grey_rgb(face) for face in restored]
         fusions = [Fusion(strength, estimate.sharpen) for strength, estimate in zip(strengths, estimates, strict=True)]
-        cleaned = denoise_faces(base, [item.affine for item in aligned], size, [e.denoise for e in estimates])
+        affines = [item.affine for item in aligned]
+        cleaned = clean_faces(base, affines, size, [e.denoise for e in estimates], [e.deblur for e in estimates])
         output = self._paste(base, cleaned, aligned, restored, loaded.is_grey, background, fusions)
         alpha = None if loaded.alpha is None else upscale_image(loaded.alpha, self.upscale)
         timings["paste"] = time.perf_counter() - clock

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from minerrestore.baselines import classical_restore, unsharp_mask
+from minerrestore.baselines import classical_restore, gaussian_deconvolve, unsharp_mask
 from minerrestore.data.degradation import apply_degradation
 
 
@@ -40,6 +40,18 @@ def test_unsharp_mask_raises_edge_contrast() -> None:
     step[:, 16:] = 200
     sharpened = unsharp_mask(cv2.GaussianBlur(step, (0, 0), 2))
     assert sharpened[:, 17:19].mean() > cv2.GaussianBlur(step, (0, 0), 2)[:, 17:19].mean()
+
+
+def test_gaussian_deconvolve_undoes_a_gaussian_blur_and_sigma_0_is_a_no_op() -> None:
+    rng = np.random.default_rng(2)
+    sharp = cv2.resize(rng.uniform(0, 255, (24, 24, 3)).astype(np.uint8), (96, 96), interpolation=cv2.INTER_NEAREST)
+    blurred = cv2.GaussianBlur(sharp, (0, 0), 2.0)
+    restored = gaussian_deconvolve(blurred, 2.0, balance=1e-3)  # no noise: little regularisation needed
+    assert restored.shape == sharp.shape and restored.dtype == np.uint8
+    assert _psnr(restored, sharp) > _psnr(blurred, sharp) + 3
+    assert _psnr(gaussian_deconvolve(blurred, 1.0, balance=1e-3), sharp) < _psnr(restored, sharp)  # its own sigma
+    assert _psnr(gaussian_deconvolve(blurred, 2.0), sharp) > _psnr(blurred, sharp) + 1.5  # the default balance
+    assert gaussian_deconvolve(blurred, 0.0) is blurred
 
 
 def test_plain_resize_differs_only_in_the_final_interpolation() -> None:

@@ -112,7 +112,8 @@ def test_auto_fidelity_leaves_a_clean_face_as_it_is_and_restores_a_degraded_one(
     assert len(result.faces) == 1 and result.faces[0].strength < 0.05
     np.testing.assert_array_equal(result.image, clean)  # the random network's face is not pasted
     report = result.to_dict()["faces"][0]
-    assert report["degradation"]["severity"] < 0.05 and report["degradation"]["denoise"] == 0.0
+    assert report["degradation"]["severity"] < 0.05
+    assert report["degradation"]["denoise"] == report["degradation"]["deblur"] == 0.0
 
     blur = {"kernel_size": 31, "sigma_x": 5.0, "sigma_y": 5.0, "theta": 0.0}
     degraded = apply_degradation(clean, {"blur": blur, "jpeg": {"quality": 20}})

@@ -10,7 +10,7 @@ import pytest
 
 from minerrestore.data.degradation import apply_degradation
 from minerrestore.face.align import estimate_affine, invert_affine, warp_affine
-from minerrestore.face.paste import Fusion, fuse_face, paste_faces
+from minerrestore.face.paste import Fusion, clean_faces, fuse_face, paste_faces
 from minerrestore.io import read_image
 from minerrestore.severity import DegradationEstimate, blockiness, edge_blur, estimate_degradation, input_cleaning
 from tests.conftest import SHARED
@@ -57,6 +57,7 @@ def test_the_settings_do_not_depend_on_the_network_size(photo: tuple[np.ndarray,
     [
         ("blur", [_blur(s) for s in (1.0, 2.0, 3.0, 5.0)]),
         ("blur", [{"downsample": {"factor": f}} for f in (2.0, 3.0, 4.0, 6.0)]),
+        ("photo_blur", [_blur(s) for s in (1.0, 2.0, 3.0, 5.0)]),
         ("noise", [{"noise": {"sigma": s, "seed": 0}} for s in (3.0, 6.0, 12.0, 24.0)]),
         ("jpeg", [{"jpeg": {"quality": q}} for q in (85, 60, 40, 20)]),
         ("luminance", [{"lowlight": {"exposure": e, "gamma": 1.0, "shot": 0.0, "seed": 0}} for e in (0.6, 0.35, 0.2)]),
@@ -74,7 +75,7 @@ def test_each_measurement_and_the_severity_are_monotone_in_their_degradation(
     assert np.all(np.diff(severities) >= -1e-6), severities  # never less severe for more damage
     assert np.all(np.diff(artefacts) >= -1e-6), artefacts  # never less of the photo's detail called artefacts
     assert severities[0] < 0.05 and artefacts[0] < 0.05  # the clean photo
-    assert estimates[0].denoise == 0.0 and estimates[0].sharpen == 0.0  # ... passes as it is
+    assert estimates[0].denoise == estimates[0].sharpen == estimates[0].deblur == 0.0  # ... passes as it is
     worst = estimates[-1]  # the worst level acts: restored, cleaned or sharpened
     assert worst.severity > 0.3 or worst.denoise > 0.0 or worst.sharpen > 0.1, worst
 
@@ -159,13 +160,45 @@ def test_fuse_face_passes_the_photo_at_strength_0_and_splits_by_frequency_above_
 def test_a_bounded_estimate_keeps_every_setting() -> None:
     rng = np.random.default_rng(5)
     for _ in range(200):
-        blur, noise, crop_noise, jpeg, luminance = rng.uniform(0, 1, 5) * (300, 40, 40, 2, 1)
+        blur, noise, crop_noise, jpeg, luminance, photo_blur = rng.uniform(0, 1, 6) * (300, 40, 40, 2, 1, 300)
         size = int(rng.choice([64, 128, 512]))
-        estimate = DegradationEstimate(blur, noise, crop_noise, jpeg, luminance, scale=1.0, size=size)
+        estimate = DegradationEstimate(
+            blur, noise, crop_noise, jpeg, luminance, scale=1.0, size=size, photo_blur=photo_blur
+        )
         bounded = estimate.bounded()
-        assert bounded.blur <= max(estimate.blur, 1.27 * 256 / 64)
-        for name in ("severity", "artefacts", "denoise", "sharpen"):
+        assert bounded.blur <= max(estimate.blur, 1.27 * 256 / 64) and bounded.photo_blur <= 3.3
+        for name in ("severity", "artefacts", "denoise", "deblur", "sharpen"):
             assert getattr(bounded, name) == pytest.approx(getattr(estimate, name), abs=1e-9)
+
+
+@needs_photo
+def test_a_moderately_blurred_large_face_is_deconvolved_back_towards_the_photo(
+    photo: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """A 250 px face blurred as ``bench_severity.py``'s moderate level is deblurred before the paste
+    (sharper edges, nearer the clean face perceptually); mild and heavy blur are not."""
+    from minerrestore.metrics.lpips import load_lpips, lpips_distance
+
+    rgb, affine = photo
+    estimates = {sigma: _estimate(photo, _blur(sigma)) for sigma in (1.0, 2.0, 6.0)}
+    assert estimates[1.0].deblur == 0.0 and estimates[6.0].deblur == 0.0  # mild: kept; heavy: the network's
+    assert 1.0 < estimates[2.0].deblur < 3.0 and estimates[2.0].denoise >= 4.0, estimates[2.0]
+    moderate = {
+        **_blur(2.0),
+        "downsample": {"factor": 3.0},
+        "noise": {"sigma": 8.0, "seed": 0},
+        "jpeg": {"quality": 70},
+    }
+    degraded = apply_degradation(rgb, moderate)
+    estimate = _estimate(photo, moderate)
+    cleaned = clean_faces(degraded, [affine], 128, [estimate.denoise], [estimate.deblur])
+    assert estimate_degradation(cleaned, affine, 128).photo_blur < estimate.photo_blur - 0.5
+    box = _inner_box(rgb, affine)
+    before, after = lpips_distance(
+        np.stack([degraded[box], cleaned[box]]), np.stack([rgb[box]] * 2), load_lpips("alex")
+    )
+    assert after < before - 0.02, (before, after)
+    assert np.array_equal(clean_faces(degraded, [affine], 128, [0.0], [0.0]), degraded)
 
 
 @needs_photo

@@ -39,7 +39,7 @@ from typing import Literal, get_args
 import cv2
 import numpy as np
 
-from minerrestore.baselines import nlm_denoise
+from minerrestore.baselines import gaussian_deconvolve, nlm_denoise
 from minerrestore.face.align import (
     affine_scale,
     compose_affine,
@@ -62,7 +62,7 @@ _STD_RATIO_LIMITS = (0.5, 2.0)  # "meanstd" colour matching never scales contras
 _MIN_LIGHTNESS = 1.0  # LAB L (0-100) below which a face's mean counts as black for "mean" matching
 _DETAIL_SPLIT = 0.7  # low-pass of the restored face's change, in crop pixels (beyond the output's own)
 _SHARPEN_SPLIT = 0.5  # Gaussian sigma of the unsharp mask, in crop pixels
-_NLM_TEMPLATE, _NLM_SEARCH = 5, 15  # non-local-means patch and search window of denoise_faces
+_NLM_TEMPLATE, _NLM_SEARCH = 5, 15  # non-local-means patch and search window of clean_faces
 _PARSENET_SIZE = 512
 _PARSING_FACE_CLASSES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15)  # skin..hair, earrings; no hat, neck, cloth
 _PARSING_BLUR = 0.03  # Gaussian sigma of the parsing mask, fraction of the crop side
@@ -185,7 +185,7 @@ def paste_faces(
             or ``"square"`` (the whole crop, as upstream); both feathered.
         fusions: per face, how it merges with the photo's face (:func:`fuse_face`); None: the
             restored faces at full strength, unsharpened.
-        cleaned: ``background_rgb`` with noisy faces cleaned (:func:`denoise_faces`): the photo's
+        cleaned: ``background_rgb`` with noisy faces cleaned (:func:`clean_faces`): the photo's
             face that :func:`fuse_face` keeps detail from (pixels outside the masks stay
             ``background_rgb``'s); None: ``background_rgb`` itself.
 
@@ -283,7 +283,7 @@ def fuse_face(original: np.ndarray, face: np.ndarray, fusion: Fusion, scale: flo
     """The face to paste: the restored ``face`` over the photo's, keeping the photo's finer detail.
 
     Args:
-        original: the photo's face region (cleaned by :func:`denoise_faces` where it was noisy),
+        original: the photo's face region (cleaned by :func:`clean_faces` where it was noisy or blurred),
             HxWx3 float32 0-255.
         face: the restored face warped onto the same region, HxWx3 float32 0-255.
         fusion: the restored face's share and the sharpening.
@@ -307,23 +307,30 @@ def fuse_face(original: np.ndarray, face: np.ndarray, fusion: Fusion, scale: flo
     return fused
 
 
-def denoise_faces(
-    rgb: np.ndarray, affines: Sequence[np.ndarray], crop_size: int, strengths: Sequence[float]
+def clean_faces(
+    rgb: np.ndarray,
+    affines: Sequence[np.ndarray],
+    crop_size: int,
+    strengths: Sequence[float],
+    deblurs: Sequence[float],
 ) -> np.ndarray:
-    """The photo with each face's region cleaned by non-local means, for :func:`paste_faces`'s ``cleaned``.
+    """The photo with each face's region denoised by non-local means, then deconvolved, for
+    :func:`paste_faces`'s ``cleaned``.
 
     Args:
         rgb: HxWx3 uint8 RGB photo (not modified).
         affines: (2, 3) image -> crop transforms of the faces.
         crop_size: side of the crops the affines map to.
-        strengths: non-local-means ``h`` per face (0: that face is left as it is).
+        strengths: non-local-means ``h`` per face (0: not denoised).
+        deblurs: per face, the Gaussian blur (photo pixels) to undo
+            (:func:`~minerrestore.baselines.gaussian_deconvolve`; 0: not deblurred).
 
     Returns:
-        ``rgb`` itself when no face is denoised, else a copy with the faces' boxes denoised.
+        ``rgb`` itself when no face is cleaned, else a copy with the faces' boxes cleaned.
     """
     cleaned = rgb
-    for affine, strength in zip(affines, strengths, strict=True):
-        if strength <= 0.0:
+    for affine, strength, deblur in zip(affines, strengths, deblurs, strict=True):
+        if strength <= 0.0 and deblur <= 0.0:
             continue
         low, high = transformed_bounds(invert_affine(affine), (crop_size, crop_size))
         x0, y0 = np.maximum(np.floor(low).astype(int), 0)
@@ -333,7 +340,8 @@ def denoise_faces(
         if cleaned is rgb:
             cleaned = rgb.copy()
         region = np.ascontiguousarray(cleaned[y0:y1, x0:x1])
-        cleaned[y0:y1, x0:x1] = nlm_denoise(region, strength, _NLM_TEMPLATE, _NLM_SEARCH)
+        denoised = nlm_denoise(region, strength, _NLM_TEMPLATE, _NLM_SEARCH)
+        cleaned[y0:y1, x0:x1] = gaussian_deconvolve(denoised, deblur)
     return cleaned
 
 
