@@ -194,8 +194,11 @@ class Restorer:
             photo the faces are pasted into and colour-matched against: ``auto`` where the
             mean luminance is under 0.2 (other photos come out exactly as without it),
             ``on`` always, ``off`` never. Faces are detected on the original frame (dark frames
-            on brightened views), then cropped from the enhanced one (measured: 1-4 dB more
-            face PSNR than crops of the dark frame at 8-14/255). Not for ``aligned`` input.
+            on brightened views) and the network is given them from it, dark, as it was trained
+            (``miner`` low light; it re-lights them itself), while their estimate, cleaning
+            and paste use the enhanced frame (measured on the ``dark`` level of
+            ``benchmarks/bench_severity.py``; crops of the enhanced frame gave the network
+            lifted, blotchy noise). Not for ``aligned`` input.
     """
 
     model: str | Path = DEFAULT_MODEL
@@ -333,7 +336,7 @@ class Restorer:
         size = self.network.size
         timings: dict[str, float] = {}
         base, low_light = self._enhance(rgb, timings, steady_low_light)
-        aligned, positions = self._align(rgb, base, size, timings, faces)
+        aligned, positions = self._align(rgb, size, timings, faces)
         clock = time.perf_counter()
         original = None if low_light is None else rgb
         estimates = [estimate_degradation(base, item.affine, size, original) for item in aligned]
@@ -390,14 +393,14 @@ class Restorer:
     def _align(
         self,
         rgb: np.ndarray,
-        base: np.ndarray,
         size: int,
         timings: dict[str, float],
         faces: Sequence[Face] | None = None,
     ) -> tuple[list[Any], list[int]]:
-        """Detect faces on ``rgb`` (unless ``faces`` are given); crop them from ``base`` (the
-        enhanced frame of a dark photo). Returns the crops and each one's position in the faces
-        (a face whose landmarks cannot be aligned is left out)."""
+        """Detect faces on ``rgb`` (unless ``faces`` are given) and crop them from it (a dark
+        photo's original frame, not its enhancement: the network re-lights faces itself).
+        Returns the crops and each one's position in the faces (a face whose landmarks cannot
+        be aligned is left out)."""
         if self.aligned:
             timings["detect"] = 0.0
             clock = time.perf_counter()
@@ -412,7 +415,7 @@ class Restorer:
         aligned, positions = [], []
         for position, face in enumerate(faces):
             try:
-                aligned.extend(align_faces(base, [face], size))
+                aligned.extend(align_faces(rgb, [face], size))
             except ValueError:  # degenerate landmarks: not a face that can be aligned
                 continue
             positions.append(position)

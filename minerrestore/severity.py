@@ -18,7 +18,7 @@ network and no reference:
   at this scale).
 * **jpeg**: blockiness, how much larger pixel steps are across the photo's 8x8 grid than
   inside it (0 for none; heavy JPEG reaches 0.5 and more).
-* **luminance**: mean luminance (0-1) of the face in the frame it is cut from (a dark photo's
+* **luminance**: mean luminance (0-1) of the face in the frame it is pasted into (a dark photo's
   low-light enhancement, :mod:`minerrestore.lowlight`, has run by then: a face still dark after it
   is restored by the network; measured, on faces it brightened, the enhanced face kept identity
   better than the network's, dlib 0.390 against 0.401 on the `dark` level of `bench_severity.py`).
@@ -258,7 +258,7 @@ def estimate_degradation(
     """Measure how degraded the face at ``affine`` of a photo is.
 
     Args:
-        rgb: HxWx3 uint8 RGB photo (the frame the face is cut from).
+        rgb: HxWx3 uint8 RGB photo (the frame the face is pasted into: a dark photo's enhancement).
         affine: (2, 3) image -> crop transform of the face, for a crop of ``size``.
         size: side of the network's aligned crop.
         original: the photo before its low-light enhancement, when ``rgb`` is the enhanced one

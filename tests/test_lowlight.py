@@ -113,6 +113,9 @@ def test_normal_photo_is_byte_identical_and_dark_photo_is_enhanced(tiny_model: P
     assert len(result.faces) == 1 and result.to_dict()["face_count"] == 1
     assert result.low_light["mode"] == "auto" and result.low_light["gamma"] >= 1.0
     assert float(psnr(result.image, rgb)) > float(psnr(plain.image, rgb)) + 10
+    # the network is given the face as it is in the dark frame (it re-lights faces itself) ...
+    np.testing.assert_array_equal(result.faces[0].cropped, plain.faces[0].cropped)
+    assert result.faces[0].estimate.lift > 2.0  # ... its estimate is read on the enhanced frame
     forced = _restorer(tiny_model, low_light="on").restore(rgb)
     assert forced.low_light is not None and not np.array_equal(forced.image, auto.image)
 
