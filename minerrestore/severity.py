@@ -150,14 +150,16 @@ class DegradationEstimate:
         For noise, JPEG blocks, and a face so blurred at the reference scale that what is finer
         is the enlarged blocks and grain of a small photo. Not for a mildly blurred face: its
         remaining texture is identity (measured on the ``moderate`` level of
-        ``benchmarks/bench_severity.py``: denoising it moved the dlib distance from 0.14 to 0.16)."""
+        ``benchmarks/bench_severity.py``: denoising alone moved the dlib distance from 0.14 to
+        0.16). A face that is deconvolved (:attr:`deblur`) is denoised at least at h 4 first: the
+        deconvolution would amplify its noise."""
         blurred = _ramp(self.crop_blur, *_DENOISE_BLUR_RANGE)
         lifted = _LIFT_DENOISE * _ramp(self.lift, *_LIFT_RANGE)
         amount = max(_ramp(self.noise, *_DETAIL_NOISE_RANGE), _ramp(self.jpeg, *_JPEG_RANGE), blurred, lifted)
-        if amount < _DENOISE_FROM:
-            return _DEBLUR_DENOISE_H if self.deblur > 0.0 else 0.0
-        amount = max(amount, min(self.noise / _DENOISE_FULL_NOISE, 1.0))
-        strength = _DENOISE_H[0] + (_DENOISE_H[1] - _DENOISE_H[0]) * amount
+        strength = 0.0
+        if amount >= _DENOISE_FROM:
+            amount = max(amount, min(self.noise / _DENOISE_FULL_NOISE, 1.0))
+            strength = _DENOISE_H[0] + (_DENOISE_H[1] - _DENOISE_H[0]) * amount
         return max(strength, _DEBLUR_DENOISE_H) if self.deblur > 0.0 else strength
 
     @property
