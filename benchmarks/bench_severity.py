@@ -32,6 +32,7 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ from common import (
 from minerrestore.archs.identity import load_mobilefacenet
 from minerrestore.baselines import classical_restore
 from minerrestore.data.folders import image_seed
-from minerrestore.face import Face, detect_faces, load_detector
+from minerrestore.face import Face, detect_faces
 from minerrestore.face.align import estimate_affine, warp_face
 from minerrestore.io import read_image, write_image
 from minerrestore.metrics.identity import face_crops, face_embeddings
@@ -133,6 +134,42 @@ class Scorer:
         return [dict(zip(METRICS, values, strict=True)) for values in columns]
 
 
+def degraded_photos(
+    photos: list[Path], levels: list[str]
+) -> Iterator[tuple[int, Path, np.ndarray, Face, dict[str, np.ndarray]]]:
+    """Per photo with a face (others are skipped, with a line): its index, path, the clean photo
+    shrunk to :data:`~common.SIDE`, its largest face, and its degraded copy per level (seeded
+    per photo)."""
+    for index, path in enumerate(photos):
+        clean = shrink(read_image(path).rgb, SIDE)
+        faces = detect_faces(clean)
+        if not faces:
+            print(f"[{index + 1}/{len(photos)}] {path.name}: no face on the clean photo, skipped", flush=True)
+            continue
+        face = max(faces, key=lambda f: f.width * f.height)
+        degraded = {level: degrade_seeded(clean, LEVELS[level][1], image_seed(SEED, path.name)) for level in levels}
+        yield index, path, clean, face, degraded
+
+
+def scored_records(
+    scorer: Scorer, photo: str, level: str, clean: np.ndarray, face: Face, outputs: dict[str, np.ndarray]
+) -> list[dict[str, Any]]:
+    """One record per output of a degraded photo (``outputs`` starts with the input): its scores
+    and ``dlib_change``, its dlib distance minus the input's (None without dlib)."""
+    scores = scorer.score(clean, face, list(outputs.values()))
+    base = scores[0]["dlib"]
+    return [
+        {
+            "photo": photo,
+            "level": level,
+            "method": method,
+            **values,
+            "dlib_change": None if base is None else values["dlib"] - base,
+        }
+        for method, values in zip(outputs, scores, strict=True)
+    ]
+
+
 def contact_sheet(clean: np.ndarray, face: Face, outputs: dict[str, np.ndarray]) -> np.ndarray:
     """Face regions side by side (clean first), each labelled."""
     x0, y0, x1, y1 = face_region(face, clean.shape)
@@ -185,35 +222,24 @@ def main() -> None:
     parser.add_argument("--save-dir", type=Path, help=f"degraded and restored PNGs of the first {SHEET_PHOTOS} photos")
     args = parser.parse_args()
     started = time.perf_counter()
-    detector = load_detector("yunet")
     restorers = {name: Restorer(model=args.model, upscale=1, **VARIANTS[name]) for name in args.variants}
     scorer = Scorer(dlib_identity())
     methods = ["input", "nlm+unsharp", *args.variants]
     records: list[dict[str, Any]] = []
     photos = validation_portraits(args.images)
-    for index, path in enumerate(photos):
-        clock = time.perf_counter()
-        clean = shrink(read_image(path).rgb, SIDE)
-        faces = detect_faces(clean, detector=detector)
-        if not faces:
-            print(f"[{index + 1}/{len(photos)}] {path.name}: no face on the clean photo, skipped", flush=True)
-            continue
-        face = max(faces, key=lambda f: f.width * f.height)
-        for level in args.levels:
-            degraded = degrade_seeded(clean, LEVELS[level][1], image_seed(SEED, path.name))
+    clock = time.perf_counter()
+    for index, path, clean, face, levels in degraded_photos(photos, args.levels):
+        for level, degraded in levels.items():
             outputs = {"input": degraded, "nlm+unsharp": classical_restore(degraded)}
             outputs.update({name: restorer.restore(degraded).image for name, restorer in restorers.items()})
-            scores = scorer.score(clean, face, list(outputs.values()))
-            base = scores[0]["dlib"]
-            for method, values in zip(outputs, scores, strict=True):
-                change = None if base is None else values["dlib"] - base
-                records.append({"photo": path.name, "level": level, "method": method, **values, "dlib_change": change})
+            records += scored_records(scorer, path.name, level, clean, face, outputs)
             if args.save_dir is not None and index < SHEET_PHOTOS:
                 stem = f"{path.stem}_{level}"
                 for method, image in outputs.items():
                     write_image(args.save_dir / f"{stem}_{method.replace('+', '_')}.png", image)
                 write_image(args.save_dir / f"{stem}_sheet.png", contact_sheet(clean, face, outputs))
         print(f"[{index + 1}/{len(photos)}] {path.name}: {time.perf_counter() - clock:.1f} s", flush=True)
+        clock = time.perf_counter()
     lines = table(records, args.levels, methods)
     people = len({r["photo"] for r in records})
     lines.append(f"\n{people} people, {SIDE} px photos; {time.perf_counter() - started:.0f} s in all.")

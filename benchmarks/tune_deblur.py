@@ -19,12 +19,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench_severity import LEVELS, SEED, Scorer, table
-from common import SIDE, degrade_seeded, dlib_identity, shrink, training_hires_photos
+from bench_severity import LEVELS, Scorer, degraded_photos, scored_records, table
+from common import SIDE, dlib_identity, training_hires_photos
 
-from minerrestore.data.folders import image_seed
-from minerrestore.face import detect_faces, load_detector
-from minerrestore.io import read_image
 from minerrestore.restore import Restorer
 from minerrestore.severity import DegradationEstimate
 
@@ -41,29 +38,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the markdown table here")
     args = parser.parse_args()
     started = time.perf_counter()
-    detector = load_detector("yunet")
     restorer = Restorer(upscale=1)
     scorer = Scorer(dlib_identity())
     records: list[dict[str, Any]] = []
     photos = training_hires_photos(args.images)
-    for index, path in enumerate(photos):
-        clean = shrink(read_image(path).rgb, SIDE)
-        faces = detect_faces(clean, detector=detector)
-        if not faces:
-            continue
-        face = max(faces, key=lambda f: f.width * f.height)
-        for level in args.levels:
-            degraded = degrade_seeded(clean, LEVELS[level][1], image_seed(SEED, path.name))
+    for index, path, clean, face, levels in degraded_photos(photos, args.levels):
+        for level, degraded in levels.items():
             outputs = {
                 "input": degraded,
                 "no_deblur": restorer.restore(degraded, steady_estimate=without_deblur).image,
                 "restore": restorer.restore(degraded).image,
             }
-            scores = scorer.score(clean, face, list(outputs.values()))
-            base = scores[0]["dlib"]
-            for method, values in zip(outputs, scores, strict=True):
-                change = None if base is None else values["dlib"] - base
-                records.append({"photo": path.name, "level": level, "method": method, **values, "dlib_change": change})
+            records += scored_records(scorer, path.name, level, clean, face, outputs)
         print(f"[{index + 1}/{len(photos)}] {path.name}", flush=True)
     lines = table(records, args.levels, ["input", "no_deblur", "restore"])
     people = len({r["photo"] for r in records})
