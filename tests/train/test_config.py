@@ -58,6 +58,15 @@ def test_small_configs() -> None:
     assert stage3.model.init == "runs/default128_stage2.safetensors" and stage3.train.out_dir != stage2.train.out_dir
 
 
+def test_default256_stage4_is_stage3_with_the_discriminator() -> None:
+    stage3, stage4 = load_config("default256_stage3"), load_config("default256_stage4")
+    assert (stage4.data, stage4.model.arch, stage4.model.scheme) == (stage3.data, stage3.model.arch, "D")
+    assert stage4.model.init == "weights/minerrestore_d256.safetensors"  # stage 3's export, the shipped default
+    assert dataclasses.replace(stage4.losses, gan=0.0, r1=0.0) == stage3.losses
+    assert (stage4.losses.gan, stage4.losses.r1, stage4.losses.component_gan) == (1.0, 10.0, 0.0)
+    assert (stage4.optim.lr_g, stage4.optim.lr_d) == (1e-4, 1e-3)
+
+
 def test_unknown_keys_are_rejected_with_their_path_and_close_matches(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"optim\.lrg.*did you mean optim\.lr_g"):
         load_config("tiny", ["optim.lrg=1e-3"])
