@@ -106,6 +106,11 @@ def gram_matrix(features: Tensor) -> Tensor:
 # adversarial losses
 
 
+def grey(image: Tensor) -> Tensor:
+    """The channel mean of an ``(N, C, H, W)`` batch, repeated over its ``C`` channels."""
+    return image.mean(1, keepdim=True).expand_as(image)
+
+
 def generator_gan_loss(fake_logits: Tensor) -> Tensor:
     """Non-saturating generator loss ``softplus(-D(G(x)))``, averaged (scalar)."""
     return F.softplus(-fake_logits).mean()

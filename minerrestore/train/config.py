@@ -140,6 +140,10 @@ class LossConfig:
         perceptual_size: faces are reduced (antialiased) to this side before the perceptual
             backbone, which cuts its cost by ``(out_size / perceptual_size) ** 2``; None: full size.
         gan: adversarial softplus loss of the generator.
+        gan_grey: the discriminators see faces in grey (the channel mean, repeated), so the
+            adversarial gradient moves the three channels alike: texture and shading, never
+            colour (which L1 and the pyramid keep). Against the colour blotches an RGB critic
+            painted on re-lit dark faces (default256_stage4.yml).
         r1: R1 penalty weight on real images.
         r1_every: lazy R1 interval in iterations.
         component_gan: facial-component (eyes, mouth) discriminator losses.
@@ -159,6 +163,7 @@ class LossConfig:
     perceptual_backbone: PerceptualBackbone = "auto"
     perceptual_size: int | None = None
     gan: float = 0.1
+    gan_grey: bool = False
     r1: float = 10.0
     r1_every: int = 16
     component_gan: float = 1.0

@@ -269,7 +269,7 @@ class Trainer:
                 if weights.style > 0:
                     terms["style"] = weights.style * style
             if nets.discriminator is not None and weights.gan > 0:
-                terms["gan"] = weights.gan * L.generator_gan_loss(nets.discriminator(image))
+                terms["gan"] = weights.gan * L.generator_gan_loss(nets.discriminator(self._critic_view(image)))
             if len(nets.components):
                 terms.update(self._component_generator_terms(image, gt, boxes))
             if nets.identity is not None:
@@ -280,8 +280,13 @@ class Trainer:
         terms["total"] = total
         return image.detach(), terms
 
+    def _critic_view(self, image: Tensor) -> Tensor:
+        """What the discriminators see of a batch: itself, or its grey (``losses.gan_grey``)."""
+        return L.grey(image) if self.config.losses.gan_grey else image
+
     def _component_patches(self, image: Tensor, gt: Tensor, boxes: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         eye, mouth = L.component_patch_sizes(self.config.model.out_size)
+        image, gt = self._critic_view(image), self._critic_view(gt)
         return L.crop_components(image, boxes, eye, mouth), L.crop_components(gt, boxes, eye, mouth)
 
     def _component_generator_terms(self, image: Tensor, gt: Tensor, boxes: Tensor) -> dict[str, Tensor]:
@@ -309,7 +314,7 @@ class Trainer:
         if nets.discriminator is not None:
             critic = nets.discriminator.requires_grad_(True)
             with self._autocast():
-                real_logits, fake_logits = critic(gt), critic(image)
+                real_logits, fake_logits = critic(self._critic_view(gt)), critic(self._critic_view(image))
                 loss = L.discriminator_gan_loss(real_logits, fake_logits)
             terms["gan"] = loss
             terms["real_score"] = real_logits.detach().float().mean()
@@ -317,7 +322,7 @@ class Trainer:
             loss = loss.float()
             if weights.r1 > 0 and self.iteration % weights.r1_every == 0:
                 real = gt.detach().requires_grad_(True)
-                penalty = L.r1_penalty(critic(real).float(), real)  # float32: second-order gradients
+                penalty = L.r1_penalty(critic(self._critic_view(real)).float(), real)  # float32: second-order gradients
                 terms["r1"] = penalty
                 loss = loss + weights.r1 / 2 * weights.r1_every * penalty
             self._step("d", loss, list(critic.parameters()))

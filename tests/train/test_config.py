@@ -65,6 +65,10 @@ def test_default256_stage4_is_stage3_with_the_discriminator() -> None:
     assert dataclasses.replace(stage4.losses, gan=0.0, r1=0.0) == stage3.losses
     assert (stage4.losses.gan, stage4.losses.r1, stage4.losses.component_gan) == (1.0, 10.0, 0.0)
     assert (stage4.optim.lr_g, stage4.optim.lr_d) == (1e-4, 1e-3)
+    grey = load_config("default256_stage4_grey")
+    assert grey.losses == dataclasses.replace(stage4.losses, gan_grey=True) and not stage4.losses.gan_grey
+    assert (grey.data, grey.model, grey.optim) == (stage4.data, stage4.model, stage4.optim)
+    assert grey.train == dataclasses.replace(stage4.train, out_dir=grey.train.out_dir) != stage4.train
 
 
 def test_unknown_keys_are_rejected_with_their_path_and_close_matches(tmp_path: Path) -> None:

@@ -371,3 +371,23 @@ def test_face_pairs_clean_the_input_as_the_restorer_says(faces: Path) -> None:
     assert config.model.restorer().input_denoise == 5.0
     with pytest.raises(ConfigError, match="input_denoise"):
         load_config("tiny", ["model.arch.input_denoise=-1"])
+
+
+def test_grey_critics_see_only_grey_faces(faces: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``losses.gan_grey``: every batch a discriminator sees (fake, real, R1) has three equal channels."""
+    from minerrestore.archs.discriminators import FacialComponentDiscriminator, StyleGAN2Discriminator
+
+    seen: list[torch.Tensor] = []
+    for critic in (StyleGAN2Discriminator, FacialComponentDiscriminator):
+        forward = critic.forward
+
+        def recording(self, x, *args, _forward=forward, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append(x.detach())
+            return _forward(self, x, *args, **kwargs)
+
+        monkeypatch.setattr(critic, "forward", recording)
+    extra = ["losses.gan_grey=true", "losses.r1_every=1", "train.iterations=2", "log.val_every=0"]
+    train("tiny", overrides=_settings(faces, tmp_path / "grey", *extra), quiet=True)
+    assert len(seen) >= 8
+    for batch in seen:
+        assert torch.equal(batch[:, 0], batch[:, 1]) and torch.equal(batch[:, 1], batch[:, 2])
