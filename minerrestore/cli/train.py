@@ -18,8 +18,9 @@ def train_command(
             "--config",
             "-c",
             help=(
-                "YAML config file, or a shipped config: tiny, default128, default256, default256_stage2 and "
-                "default256_stage3 (the default d256's three stages), paper512, paper512_a ... paper512_g."
+                "YAML config file, or a shipped config: tiny, default128, default256, default256_stage2, "
+                "default256_stage3 and default256_stage4_grey (the default d256's four stages), paper512, "
+                "paper512_a ... paper512_g."
             ),
         ),
     ],

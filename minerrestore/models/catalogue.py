@@ -183,14 +183,14 @@ CATALOGUE: tuple[ModelEntry, ...] = (
         "d256",
         "D",
         "the default restorer: scheme D (UNet++ + SE-CSSFT), 256 px (weights/MODEL_CARD.md)",
-        "3d0b0d9d8c2e5e9ad24a10fa4760c3e2c2011a62333a32bad1e662b969b10336",
+        "4d056e8bf36b78c8c92ed5893c5d08b1cfda7e497fe5ba4c8fce2dee08235498",
         aliases=("default",),
     ),
     _shipped_restorer(
         "a256",
         "A",
         "scheme A (GFP-GAN's UNet + CS-SFT) trained like the default: the ablation baseline",
-        "3c5d2ffa5c901fe6e56e214e2e6a02aeff4edd415c224bc645ddeb9ad08bca6f",
+        "78efc992714d8140b7f11680634603d921a9227c401ea3fe06df093dfe28aacf",
     ),
     _shipped_restorer(
         "d128",

@@ -61,7 +61,7 @@ def test_small_configs() -> None:
 def test_default256_stage4_is_stage3_with_the_discriminator() -> None:
     stage3, stage4 = load_config("default256_stage3"), load_config("default256_stage4")
     assert (stage4.data, stage4.model.arch, stage4.model.scheme) == (stage3.data, stage3.model.arch, "D")
-    assert stage4.model.init == "weights/minerrestore_d256.safetensors"  # stage 3's export, the shipped default
+    assert stage4.model.init == "weights/stages/default256_d_stage3.safetensors"  # stage 3's export
     assert dataclasses.replace(stage4.losses, gan=0.0, r1=0.0) == stage3.losses
     assert (stage4.losses.gan, stage4.losses.r1, stage4.losses.component_gan) == (1.0, 10.0, 0.0)
     assert (stage4.optim.lr_g, stage4.optim.lr_d) == (1e-4, 1e-3)
