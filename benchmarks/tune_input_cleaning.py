@@ -42,6 +42,23 @@ def area(rgb: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA)
 
 
+def degraded_training_faces(images: int, out: Path) -> Path:
+    """Steps 1 and 2: OUT/aligned_512 and OUT/<preset>/{gt,lq} (each made once); returns the aligned folder."""
+    aligned = out / f"aligned_{ALIGN_SIZE}"
+    aligned.mkdir(parents=True, exist_ok=True)
+    for path in training_hires_photos(images):
+        target = aligned / f"{path.parent.name}_{path.stem}.png"
+        face = None if target.exists() else align_largest_face(read_image(path).rgb, ALIGN_SIZE)
+        if face is not None:
+            write_image(target, face[0])
+    for preset in PRESETS:
+        folder = out / preset
+        if not (folder / "lq").is_dir():
+            options = ["--preset", preset, "--size", str(ALIGN_SIZE), "--seed", str(SEED), "--quiet"]
+            run([*CLI, "degrade", str(aligned), "--out", str(folder), *options])
+    return aligned
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=110, help="training photos (default 110)")
@@ -50,19 +67,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/tune_input_cleaning"))
     args = parser.parse_args()
 
-    aligned = args.out / f"aligned_{ALIGN_SIZE}"
-    aligned.mkdir(parents=True, exist_ok=True)
-    for path in training_hires_photos(args.images):
-        target = aligned / f"{path.parent.name}_{path.stem}.png"
-        face = None if target.exists() else align_largest_face(read_image(path).rgb, ALIGN_SIZE)
-        if face is not None:
-            write_image(target, face[0])
-    for preset in PRESETS:
-        folder = args.out / preset
-        if not (folder / "lq").is_dir():
-            options = ["--preset", preset, "--size", str(ALIGN_SIZE), "--seed", str(SEED), "--quiet"]
-            run([*CLI, "degrade", str(aligned), "--out", str(folder), *options])
-
+    aligned = degraded_training_faces(args.images, args.out)
     restorer = Restorer(args.model, aligned=True, fidelity=1.0, device="cpu", precision="float32").load()
     side = restorer.network.size
     lpips, dlib = load_lpips("alex"), dlib_identity()

@@ -351,7 +351,10 @@ class Restorer:
         clock = time.perf_counter()
         if loaded.is_grey:  # the network may tint a grey face; keep the saved crops grey
             restored = [grey_rgb(face) for face in restored]
-        fusions = [Fusion(strength, estimate.sharpen) for strength, estimate in zip(strengths, estimates, strict=True)]
+        fusions = [
+            Fusion(strength, estimate.sharpen, estimate.photo_detail)
+            for strength, estimate in zip(strengths, estimates, strict=True)
+        ]
         affines = [item.affine for item in aligned]
         cleaned = clean_faces(base, affines, size, [e.denoise for e in estimates], [e.deblur for e in estimates])
         output = self._paste(base, cleaned, aligned, restored, loaded.is_grey, background, fusions)

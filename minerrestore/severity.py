@@ -35,9 +35,10 @@ From these, :meth:`DegradationEstimate.severity` (0 clean ... 1 severely degrade
 :data:`REFERENCE_SIZE` scale: the network's share with ``--fidelity auto``) and
 :meth:`DegradationEstimate.artefacts` (how much of the photo's own fine detail is noise, blocks
 or blur rather than signal: how hard the photo's face is denoised and sharpened before the
-detail-keeping paste, :func:`~minerrestore.face.paste.fuse_face`) and
+detail-keeping paste, :func:`~minerrestore.face.paste.fuse_face`),
 :meth:`DegradationEstimate.deblur` (the Gaussian blur a moderately blurred photo's face is
-deconvolved by before that paste). Written for minerrestore (MIT).
+deconvolved by before that paste) and :meth:`DegradationEstimate.photo_detail` (how much of the
+photo's finer detail that paste keeps: none on a face the network re-lights). Written for minerrestore (MIT).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ _DETAIL_BLUR_RANGE = (0.66, 1.03)  # blur in reference px over which finer detai
 _DENOISE_FROM = 0.05  # artefact share under which the photo's face is left as it is
 _DENOISE_FULL_NOISE = 10.0  # native noise std denoised at full strength
 _DENOISE_H = (3.0, 15.0)  # non-local-means h from light to full strength
-_SHARPEN = 1.0  # unsharp amount at full severity
+_SHARPEN = 0.5  # unsharp amount at full severity (see DegradationEstimate.sharpen)
 _LIFT_RANGE = (2.0, 6.0)  # brightening by the low-light enhancement over which a face counts as lifted
 # The network's input cleaning (input_cleaning), read on the network's aligned face:
 _CLEAN_DARK = 7.0  # h added to a dark face (the network re-lights it, and its noise with it) ...
@@ -170,10 +171,11 @@ class DegradationEstimate:
         photo's resolution: a face larger than the network's output keeps its own detail in the
         paste, and for such a face that detail was blurred away (the network does not deblur).
         Chosen on 30 training people's whole photos (``faces_hires``, none of the held-out people)
-        at the levels of ``benchmarks/bench_severity.py``; ``benchmarks/tune_deblur.py`` reproduces
-        the table: at ``moderate``, LPIPS 0.400 -> 0.381 and dlib distance 0.242 -> 0.234 (photos
-        brought closer 27 % -> 50 %, pushed further 13 % -> 7 %), SSIM unchanged (0.7707 ->
-        0.7705); ``severe`` LPIPS 0.586 -> 0.574, dlib unchanged; ``clean`` unchanged. Mild blur is
+        at the levels of ``benchmarks/bench_severity.py``, with stage 3 of ``d256``; with today's
+        ``d256`` and paste, ``benchmarks/tune_paste.py`` (its ``no_deblur``): at ``moderate``, LPIPS
+        0.404 -> 0.383 and dlib distance 0.243 -> 0.234 (photos brought closer 23 % -> 47 %, pushed
+        further 13 % -> 7 %), SSIM unchanged (0.7721 -> 0.7719); ``severe`` LPIPS 0.595 -> 0.585,
+        dlib unchanged; ``clean`` unchanged. Mild blur is
         left alone (deconvolving it, denoised first, moved most photos further), and so is heavy
         blur (the deconvolution amplified its enlarged noise; the network does better there). The
         Wiener balance (:data:`~minerrestore.baselines.DECONVOLVE_BALANCE`) 0.03 rather than 0.01:
@@ -186,8 +188,30 @@ class DegradationEstimate:
         return amount * float(np.sqrt(max(self.photo_blur**2 - _DEBLUR_SOFTNESS**2, 0.0)))
 
     @property
+    def photo_detail(self) -> float:
+        """Share of the photo's own detail finer than the network's output that the paste keeps
+        (:class:`~minerrestore.face.paste.Fusion`'s ``detail``): all of it, less as the face is dark
+        in the frame it is pasted into. The network re-lights a dark face; the photo's fine detail
+        is still at the old brightness and would pull the re-lit face's texture back into the dark.
+
+        Measured on 110 training people's faces aligned at 512 (``miner``, seed 77, ``restore
+        --aligned --fidelity 1``, scored at 256; ``benchmarks/tune_paste.py``): LPIPS 0.495 -> 0.486,
+        SSIM 0.688 -> 0.698; ``paper`` and whole photos at every level of ``bench_severity.py``
+        (where a dark photo is enhanced before the paste) unchanged.
+        """
+        return 1.0 - _ramp(self.luminance, *_DARK_RANGE)
+
+    @property
     def sharpen(self) -> float:
-        """Unsharp-mask amount for the pasted face at the network's pixel scale (0: none)."""
+        """Unsharp-mask amount for the pasted face at the network's pixel scale (0: none): up to
+        :data:`_SHARPEN` (0.5) for a fully damaged face.
+
+        0.5 rather than 1: on 110 training people's faces aligned at 512 (``paper``, seed 77,
+        ``restore --aligned --fidelity 1``, scored at 256; ``benchmarks/tune_paste.py``) the full
+        amount cost SSIM (0.7913 -> 0.7893, under NLM + unsharp's 0.7906) for LPIPS (0.320 ->
+        0.316); on 30 training people's whole photos it gained LPIPS (``severe`` 0.585 -> 0.573,
+        ``moderate`` 0.383 -> 0.380) at the same dlib distance. None at all: SSIM 0.7930, LPIPS 0.324.
+        """
         amount = max(self.severity, self.artefacts)
         return _SHARPEN * amount if amount >= _DENOISE_FROM else 0.0
 
@@ -209,9 +233,10 @@ class DegradationEstimate:
         )
 
     def to_dict(self) -> dict[str, float | int]:
-        """JSON-ready: the measurements, severity, artefacts, denoise, deblur and sharpen, rounded."""
+        """JSON-ready: the measurements, severity, artefacts, denoise, deblur, sharpen and photo_detail, rounded."""
         derived = {"severity": self.severity, "artefacts": self.artefacts, "denoise": self.denoise}
-        values = {**asdict(self), **derived, "deblur": self.deblur, "sharpen": self.sharpen}
+        paste = {"deblur": self.deblur, "sharpen": self.sharpen, "photo_detail": self.photo_detail}
+        values = {**asdict(self), **derived, **paste}
         return {key: value if key == "size" else round(float(value), 4) for key, value in values.items()}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -91,7 +92,8 @@ def test_a_clean_face_is_clean_and_keeps_its_detail_and_the_estimate_is_fast(
     assert time.perf_counter() - start < 0.25  # a few ms here; generous for a loaded CI machine
     assert estimate.severity < 0.05 and estimate.artefacts < 0.05
     assert estimate.scale > 2.5  # a 250 px face holds more than a 128 px crop
-    assert set(estimate.to_dict()) >= {"blur", "noise", "jpeg", "luminance", "severity", "denoise", "sharpen"}
+    keys = {"blur", "noise", "jpeg", "luminance", "severity", "denoise", "sharpen", "photo_detail"}
+    assert set(estimate.to_dict()) >= keys
 
 
 def test_blur_and_blockiness_measure_what_they_are_made_of() -> None:
@@ -155,6 +157,21 @@ def test_fuse_face_passes_the_photo_at_strength_0_and_splits_by_frequency_above_
     fine = larger - cv2.GaussianBlur(larger, (0, 0), 1.0)
     original_fine = original - cv2.GaussianBlur(original, (0, 0), 1.0)
     assert np.corrcoef(fine.ravel(), original_fine.ravel())[0, 1] > 0.9  # ... and keeps its finest detail
+
+
+def test_the_paste_keeps_the_photos_finer_detail_unless_the_network_re_lights_the_face() -> None:
+    rng = np.random.default_rng(2)
+    original = rng.uniform(0, 255, (64, 64, 3)).astype(np.float32)
+    face = cv2.GaussianBlur(rng.uniform(0, 255, (64, 64, 3)).astype(np.float32), (0, 0), 4.0)
+    kept = fuse_face(original, face, Fusion(1.0), 4.0)
+    replaced = fuse_face(original, face, Fusion(1.0, detail=0.0), 4.0)
+    np.testing.assert_allclose(replaced, face, atol=1e-3)  # the restored face over the whole band
+    np.testing.assert_allclose(
+        fuse_face(original, face, Fusion(1.0, detail=0.5), 4.0), (kept + replaced) / 2, atol=1e-3
+    )
+    lit = DegradationEstimate(1.2, 1.0, 1.0, 0.0, 0.5, scale=2.0, size=256)
+    assert lit.photo_detail == 1.0 and replace(lit, luminance=0.05).photo_detail == 0.0
+    assert 0.0 < replace(lit, luminance=0.15).photo_detail < 1.0
 
 
 def test_a_bounded_estimate_keeps_every_setting() -> None:

@@ -79,10 +79,14 @@ class Fusion:
     Attributes:
         strength: share of the restored face, 0 (the photo's face) ... 1 (the restored one).
         sharpen: unsharp-mask amount of the result at the restored crop's pixel scale (0: none).
+        detail: where the face is larger than the restored crop, the share of the photo's own
+            detail finer than the crop's pixels that is kept (1: all of it; 0: the restored face
+            changes the photo over the whole band, as where it is not larger).
     """
 
     strength: float = 1.0
     sharpen: float = 0.0
+    detail: float = 1.0
 
 
 _FULL = Fusion()
@@ -286,7 +290,7 @@ def fuse_face(original: np.ndarray, face: np.ndarray, fusion: Fusion, scale: flo
         original: the photo's face region (cleaned by :func:`clean_faces` where it was noisy or blurred),
             HxWx3 float32 0-255.
         face: the restored face warped onto the same region, HxWx3 float32 0-255.
-        fusion: the restored face's share and the sharpening.
+        fusion: the restored face's share, the sharpening and the share of the photo's finer detail kept.
         scale: output pixels per restored-crop pixel.
 
     Returns:
@@ -294,14 +298,20 @@ def fuse_face(original: np.ndarray, face: np.ndarray, fusion: Fusion, scale: flo
         ``face`` over ``original``. Where the face is larger than the crop, the restored face
         changes the photo only at the crop's resolution (its difference from the photo is
         low-passed at the crop's pixel size), so the photo keeps its own finer detail: a clean
-        face larger than the network's output comes back as sharp as it went in.
+        face larger than the network's output comes back as sharp as it went in. With
+        ``detail`` below 1, that much less of the photo's finer detail is kept (0: the restored
+        face changes the photo over the whole band).
     """
     strength = np.float32(fusion.strength)
     if scale <= 1.0:
         fused = face if fusion.strength >= 1.0 else original + strength * (face - original)
         return fused
     sigma = _DETAIL_SPLIT * float(np.sqrt(scale * scale - 1.0))
-    fused = original + strength * cv2.GaussianBlur(face - original, (0, 0), sigma)
+    change = face - original
+    kept = cv2.GaussianBlur(change, (0, 0), sigma)
+    if fusion.detail < 1.0:  # the photo's finer detail replaced by the restored face's, in part
+        kept += np.float32(1.0 - fusion.detail) * (change - kept)
+    fused = original + strength * kept
     if fusion.sharpen > 0.0:
         fused += np.float32(fusion.sharpen) * (fused - cv2.GaussianBlur(fused, (0, 0), _SHARPEN_SPLIT * scale))
     return fused
