@@ -195,8 +195,8 @@ class DegradationEstimate:
         is still at the old brightness and would pull the re-lit face's texture back into the dark.
 
         Measured on 110 training people's faces aligned at 512 (``miner``, seed 77, ``restore
-        --aligned --fidelity 1``, scored at 256; ``benchmarks/tune_paste.py``): LPIPS 0.495 -> 0.486,
-        SSIM 0.688 -> 0.698; ``paper`` and whole photos at every level of ``bench_severity.py``
+        --aligned --fidelity 1``, scored at 256; ``benchmarks/tune_paste.py``): LPIPS 0.494 -> 0.486,
+        SSIM 0.693 -> 0.701; ``paper`` and whole photos at every level of ``bench_severity.py``
         (where a dark photo is enhanced before the paste) unchanged.
         """
         return 1.0 - _ramp(self.luminance, *_DARK_RANGE)
