@@ -170,3 +170,27 @@ def test_other_fidelities_are_usage_errors_naming_the_setting(value: object) -> 
     with pytest.raises(UsageError, match="fidelity") as caught:
         parse_fidelity(value)
     assert caught.value.settings == ("fidelity",)
+
+
+def test_an_aligned_face_keeps_its_finer_detail_unless_it_is_dark(tiny_model: Path) -> None:
+    """``restore`` hands each face's ``photo_detail`` to the paste: a pattern finer than the
+    network's pixels (so its 64 px input is the same without it) survives on a lit face, not on a
+    dark one, whose re-lit face the network's alone gives."""
+    from minerrestore.severity import DegradationEstimate
+
+    rng = np.random.default_rng(3)
+    face = cv2.resize(rng.uniform(40, 200, (32, 32, 3)).astype(np.uint8), (128, 128), interpolation=cv2.INTER_LINEAR)
+    checker = np.where(np.indices((128, 128)).sum(axis=0) % 2 == 0, 12, -12)[..., None]  # each 2 x 2 block sums to 0
+    patterned = (face.astype(int) + checker).astype(np.uint8)
+    restorer = _restorer(tiny_model, aligned=True, fidelity=1.0, upscale=1)
+    outputs = {}
+    for luminance in (0.5, 0.05):
+        estimate = DegradationEstimate(1.2, 0.0, 0.0, 0.0, luminance, scale=2.0, size=64)
+        assert estimate.denoise == estimate.deblur == 0.0  # the photo's face is pasted as it is
+        outputs[luminance] = [
+            restorer.restore(image, steady_estimate=lambda _position, _estimate, e=estimate: e).image
+            for image in (face, patterned)
+        ]
+    lit, dark = outputs[0.5], outputs[0.05]
+    assert np.abs(lit[1].astype(int) - lit[0]).mean() > 6  # the lit face keeps the pattern
+    np.testing.assert_array_equal(dark[1], dark[0])  # the dark one is the network's face
